@@ -1,0 +1,158 @@
+//! Per-stage benchmarks (criterion) and an end-to-end replay: `cargo bench`.
+//!
+//! In: in-memory samples of each log format (no files), and a generated mixed log for the
+//! end-to-end case. Out: criterion reports, in lines per second (`Throughput::Elements`).
+
+use std::hint::black_box;
+
+use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
+
+use hephaestus::cluster::mask::mask_into;
+use hephaestus::cluster::miner::Miner;
+use hephaestus::detect::{DetectConfig, Detector};
+use hephaestus::multiline::{Joiner, MultilineConfig};
+use hephaestus::parse::{FormatChoice, Parser};
+use hephaestus::record::{LogRecord, Position, RawLine};
+
+const SAMPLES: &[(&str, &str)] = &[
+    (
+        "json",
+        r#"{"@timestamp":"2024-03-01T12:00:01.000Z","log":{"level":"ERROR"},"message":"payment declined for order 1002","service":{"name":"payments"}}"#,
+    ),
+    (
+        "logfmt",
+        r#"ts=2024-03-01T12:00:01Z level=error app=gateway msg="backend unavailable" backend=10.0.0.12:9000"#,
+    ),
+    (
+        "syslog",
+        "<11>Mar  1 12:00:01 db-1 postgres[902]: could not write to file \"pg_wal/x.902\": No space left on device",
+    ),
+    (
+        "access",
+        r#"10.0.0.10 - - [01/Mar/2024:12:00:00 +0000] "GET /api/orders/8812 HTTP/1.1" 502 1000 "-" "curl/8""#,
+    ),
+    (
+        "generic",
+        "2024-03-01 12:00:01,202 ERROR [sync-1] com.example.inventory.Sync: warehouse WH-12 returned HTTP 500",
+    ),
+];
+
+fn raw(text: &str, i: u64) -> RawLine {
+    RawLine {
+        pos: Position {
+            source: 0,
+            offset: i * 100,
+            line: i + 1,
+        },
+        bytes: text.as_bytes().to_vec(),
+        lines: 1,
+        ..RawLine::default()
+    }
+}
+
+fn parse(c: &mut Criterion) {
+    let parser = Parser {
+        format: FormatChoice::Auto,
+        service: None,
+        default_year: 2024,
+    };
+    let mut g = c.benchmark_group("parse");
+    g.throughput(Throughput::Elements(1));
+    for (name, line) in SAMPLES {
+        g.bench_function(*name, |b| {
+            b.iter_batched(
+                || raw(line, 0),
+                |r| black_box(parser.parse(r)),
+                BatchSize::SmallInput,
+            )
+        });
+    }
+    g.finish();
+}
+
+fn multiline(c: &mut Criterion) {
+    let trace = [
+        "2024-03-01 12:00:02 ERROR [main] App: failed",
+        "java.lang.IllegalStateException: boom",
+        "\tat a.B.c(B.java:10)",
+        "\tat a.B.main(B.java:3)",
+    ];
+    let lines: Vec<RawLine> = (0..1000)
+        .map(|i| raw(trace[i % trace.len()], i as u64))
+        .collect();
+    let mut g = c.benchmark_group("multiline");
+    g.throughput(Throughput::Elements(lines.len() as u64));
+    g.bench_function("java_traces", |b| {
+        b.iter_batched(
+            || lines.clone(),
+            |lines| {
+                let mut j = Joiner::new(MultilineConfig::default());
+                let mut out = Vec::new();
+                for l in lines {
+                    j.push(l, false, &mut out);
+                }
+                j.flush(true, &mut out);
+                black_box(out)
+            },
+            BatchSize::SmallInput,
+        )
+    });
+    g.finish();
+}
+
+fn detect(c: &mut Criterion) {
+    let d = Detector::new(&DetectConfig::default()).expect("detector");
+    let rec = LogRecord {
+        message: "GET /api/items/42 200 in 12ms for user 7 from 10.0.0.1".into(),
+        ..LogRecord::default()
+    };
+    let mut g = c.benchmark_group("detect");
+    g.throughput(Throughput::Elements(1));
+    g.bench_function("info_line", |b| {
+        b.iter_batched(
+            || rec.clone(),
+            |r| black_box(d.detect(r)),
+            BatchSize::SmallInput,
+        )
+    });
+    g.finish();
+}
+
+fn cluster(c: &mut Criterion) {
+    let messages: Vec<String> = (0..1000)
+        .map(|i| {
+            format!(
+                "Received block blk_{} of size {} from /10.250.{}.{}",
+                i * 7919,
+                67_108_864 - i,
+                i % 255,
+                i % 7
+            )
+        })
+        .collect();
+    let mut g = c.benchmark_group("cluster");
+    g.throughput(Throughput::Elements(messages.len() as u64));
+    g.bench_function("mask", |b| {
+        let mut tokens = Vec::new();
+        b.iter(|| {
+            for m in &messages {
+                mask_into(m, &mut tokens);
+                black_box(&tokens);
+            }
+        })
+    });
+    g.bench_function("mine", |b| {
+        let mut tokens = Vec::new();
+        let mut miner = Miner::new(0.5, 10_000);
+        b.iter(|| {
+            for m in &messages {
+                mask_into(m, &mut tokens);
+                black_box(miner.insert(&tokens));
+            }
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, parse, multiline, detect, cluster);
+criterion_main!(benches);

@@ -1,0 +1,95 @@
+//! The command line: `hephaestus run SPEC …` and `hephaestus check SPEC`.
+//!
+//! In: arguments. Out: a `Command` whose run options become `spec::Overrides`. No state. The
+//! binary (`main.rs`) only dispatches; everything it calls is here or in `job`.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::spec::{Cluster, Overrides, read_hostfile};
+
+/// Hephaestus reads logs (files, directories, globs, stdin), finds errors, groups them by message
+/// template and stack-trace fingerprint, and writes de-duplicated incidents as JSON lines.
+#[derive(Debug, Parser)]
+#[command(name = "hephaestus", version, propagate_version = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run a job spec: replay its inputs to the end (or follow them until Ctrl-C) and write
+    /// incidents as JSON lines. Exit code 0 when the replay completes, also when some lines went
+    /// to the dead-letter output; non-zero with a one-line error for a bad spec or input.
+    Run(RunArgs),
+    /// Validate a job spec without running it: parse it, compile its formats and rules, and
+    /// resolve its inputs. Prints a one-line description on success.
+    Check {
+        /// The job spec (TOML), e.g. dataflows/local.toml.
+        spec: PathBuf,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The job spec (TOML), e.g. dataflows/local.toml. Relative input paths in it are resolved
+    /// against the spec's directory.
+    pub spec: PathBuf,
+    /// Worker threads per process (default: the spec's `job.workers`). Results are the same for
+    /// any number of workers.
+    #[arg(short, long)]
+    pub workers: Option<usize>,
+    /// Read these files, directories or globs instead of the spec's sources; `-` reads stdin.
+    /// Repeatable. Paths are relative to the working directory.
+    #[arg(short, long = "input", value_name = "PATH")]
+    pub inputs: Vec<String>,
+    /// Write incidents as JSON lines to this file instead of the spec's `output.incidents`.
+    #[arg(short, long, value_name = "PATH")]
+    pub output: Option<PathBuf>,
+    /// Write dead letters (lines that could not be read, with the reason) as JSON lines to this
+    /// file instead of the spec's `output.dead_letters`.
+    #[arg(long, value_name = "PATH")]
+    pub dead_letters: Option<PathBuf>,
+    /// Keep reading input files as they grow, like `tail -F` (rotation and truncation are
+    /// handled); stop with Ctrl-C, which flushes open incidents.
+    #[arg(long)]
+    pub follow: bool,
+    /// Number of processes in a multi-process job (all run the same spec).
+    #[arg(long, default_value_t = 1, value_name = "N")]
+    pub processes: usize,
+    /// This process's index, from 0 to N-1. Process 0 writes the outputs.
+    #[arg(long, default_value_t = 0, value_name = "I")]
+    pub process: usize,
+    /// File with one `host:port` per line, one line per process in process order. Without it,
+    /// processes listen on localhost ports 2101, 2102, ….
+    #[arg(long, value_name = "FILE")]
+    pub hostfile: Option<PathBuf>,
+    /// Do not serve Prometheus metrics, whatever the spec says.
+    #[arg(long)]
+    pub no_metrics: bool,
+}
+
+impl RunArgs {
+    pub fn overrides(&self) -> Result<Overrides, String> {
+        let hosts = match (&self.hostfile, self.processes) {
+            (Some(path), _) => read_hostfile(path)?,
+            (None, 1) => Vec::new(),
+            (None, n) => (0..n).map(|i| format!("localhost:{}", 2101 + i)).collect(),
+        };
+        Ok(Overrides {
+            workers: self.workers,
+            inputs: self.inputs.clone(),
+            output: self.output.clone(),
+            dead_letters: self.dead_letters.clone(),
+            follow: self.follow,
+            cluster: Cluster {
+                processes: self.processes,
+                process: self.process,
+                hosts,
+            },
+            no_metrics: self.no_metrics,
+        })
+    }
+}

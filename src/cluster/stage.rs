@@ -1,0 +1,73 @@
+//! The cluster operator: error events → clustered events, in a deterministic order.
+//!
+//! In: `ErrorEvent`s, exchanged by `exchange_key` (template partition, or spread for traces).
+//! Out: `Clustered` events. Template mining depends on order, so each epoch's events are held
+//! until the frontier passes the epoch and then mined sorted by position: the same templates and
+//! ids for any number of workers. State: the miner, and the events of epochs not yet complete.
+
+use std::collections::BTreeMap;
+
+use timely::dataflow::StreamVec;
+use timely::dataflow::channels::pact::Exchange;
+use timely::dataflow::operators::{Capability, Operator};
+
+use super::{Clusterer, exchange_key};
+use crate::job::Ctx;
+use crate::metrics::{self, OperatorMetrics};
+use crate::pipeline::Epoch;
+use crate::record::{Clustered, ErrorEvent};
+
+pub trait ClusterEvents<'s> {
+    fn cluster_events(self, ctx: &Ctx) -> StreamVec<'s, Epoch, Clustered>;
+}
+
+impl<'s> ClusterEvents<'s> for StreamVec<'s, Epoch, ErrorEvent> {
+    fn cluster_events(self, ctx: &Ctx) -> StreamVec<'s, Epoch, Clustered> {
+        let cfg = ctx.plan.cluster_cfg.clone();
+        let worker = self.scope().index();
+        self.unary_frontier(
+            Exchange::new(exchange_key),
+            "Cluster",
+            move |_cap, _info| {
+                let mut clusterer = Clusterer::new(&cfg);
+                let mut pending: BTreeMap<Epoch, (Capability<Epoch>, Vec<ErrorEvent>)> =
+                    BTreeMap::new();
+                let op_metrics = OperatorMetrics::new("cluster", worker, &["ok"]);
+                move |(input, frontier), output| {
+                    input.for_each_stamp(|cap, data| {
+                        let Some(time) = cap.least().copied() else {
+                            return;
+                        };
+                        let entry = pending
+                            .entry(time)
+                            .or_insert_with(|| (cap.delayed(&time, 0), Vec::new()));
+                        for batch in data {
+                            entry.1.append(batch);
+                        }
+                    });
+                    let mut done = 0;
+                    while let Some(entry) = pending.first_entry() {
+                        if frontier.less_equal(entry.key()) {
+                            break;
+                        }
+                        let (cap, mut events) = entry.remove();
+                        events.sort_by_key(|e| e.record.pos);
+                        let n = events.len();
+                        output
+                            .session(&cap)
+                            .give_iterator(events.into_iter().map(|e| clusterer.cluster(e)));
+                        op_metrics.batch(n, &[n]);
+                        done += 1;
+                    }
+                    if done > 0 {
+                        metrics::templates(
+                            worker,
+                            clusterer.miner().len(),
+                            clusterer.miner().evicted(),
+                        );
+                    }
+                }
+            },
+        )
+    }
+}

@@ -1,0 +1,78 @@
+//! Incident stage: clustered error events folded by fingerprint into de-duplicated incidents.
+//!
+//! In: `Clustered` events, the event counts per fingerprint and per window (maintained
+//! incrementally by differential dataflow in `stage.rs`), and the job clock. Out: `Incident`
+//! updates, only when an incident changes state (new, ongoing, escalating, resolved after a quiet
+//! period, regressed when it comes back) or on the re-emit interval, never once per error line;
+//! plus retractions of counting windows that fell out of the kept range. State (`book.rs`): per
+//! fingerprint the incident: first/last seen, counts, windows, services, hosts, samples.
+
+mod book;
+pub mod stage;
+
+pub use book::{Book, CountKey};
+
+use serde::{Deserialize, Serialize};
+
+use crate::time::Duration;
+
+/// `[incident]`: windows, lifecycle and limits.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct IncidentConfig {
+    /// Width of a counting window.
+    pub window: Duration,
+    /// Windows kept per incident; older ones are retracted from the counts.
+    pub windows_kept: usize,
+    /// An incident without events for this long (in event time) is resolved.
+    pub quiet_period: Duration,
+    /// An incident with new events is re-emitted at most this often while its state holds.
+    pub reemit_interval: Duration,
+    /// Escalating: the newest window holds at least this many times the mean of the earlier ones…
+    pub escalate_factor: f64,
+    /// …and at least this many events.
+    pub escalate_min: u64,
+    /// Sample messages kept per incident (the first ones seen).
+    pub max_samples: usize,
+    /// Services and hosts listed per incident.
+    pub max_attrs: usize,
+    /// Incidents tracked per worker; beyond it the least recently seen (resolved first) are
+    /// forgotten, counted in `hephaestus_incidents_evicted_total`.
+    pub max_incidents: usize,
+}
+
+impl Default for IncidentConfig {
+    fn default() -> Self {
+        IncidentConfig {
+            window: Duration(60_000),
+            windows_kept: 15,
+            quiet_period: Duration(15 * 60_000),
+            reemit_interval: Duration(5 * 60_000),
+            escalate_factor: 3.0,
+            escalate_min: 20,
+            max_samples: 3,
+            max_attrs: 10,
+            max_incidents: 100_000,
+        }
+    }
+}
+
+impl IncidentConfig {
+    pub fn validate(&self) -> Result<(), String> {
+        if self.windows_kept < 2 {
+            return Err("incident.windows_kept must be at least 2".into());
+        }
+        if self.escalate_factor < 1.0 || !self.escalate_factor.is_finite() {
+            return Err("incident.escalate_factor must be at least 1".into());
+        }
+        if self.max_incidents == 0 {
+            return Err("incident.max_incidents must be at least 1".into());
+        }
+        Ok(())
+    }
+
+    /// Start of the window holding `t`.
+    pub fn window_of(&self, t: i64) -> i64 {
+        t - t.rem_euclid(self.window.0)
+    }
+}

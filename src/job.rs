@@ -1,0 +1,131 @@
+//! Running a job: the timely workers, the metrics endpoint, shutdown, and the summary.
+//!
+//! In: a validated `Plan` and a `Shutdown` handle (the binary triggers it on Ctrl-C; tests
+//! pass their own, so whole jobs run in-process). Out: the run's `Summary`, or a `JobError`
+//! with every error the workers hit. State: the per-process `Stats` and the error list that the
+//! operators share through `Ctx`.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use serde::Serialize;
+
+use crate::metrics::{self, Stats};
+use crate::spec::Plan;
+
+/// Asks a running job to stop: inputs close, open incidents are flushed, the job returns.
+#[derive(Clone, Debug, Default)]
+pub struct Shutdown(Arc<AtomicBool>);
+
+impl Shutdown {
+    pub fn trigger(&self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+
+    pub fn is_triggered(&self) -> bool {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+/// What every operator of a job shares.
+#[derive(Clone)]
+pub struct Ctx {
+    pub plan: Arc<Plan>,
+    pub stats: Arc<Stats>,
+    pub shutdown: Shutdown,
+    errors: Arc<Mutex<Vec<String>>>,
+}
+
+impl Ctx {
+    /// Records an error that does not stop the other workers; the job fails at the end.
+    pub fn error(&self, message: String) {
+        eprintln!("hephaestus: error: {message}");
+        if let Ok(mut errors) = self.errors.lock() {
+            errors.push(message);
+        }
+    }
+}
+
+/// The end-of-run figures of this process.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Summary {
+    pub process: usize,
+    pub lines: u64,
+    pub bytes: u64,
+    pub seconds: f64,
+    pub lines_per_second: f64,
+    pub records: u64,
+    pub error_events: u64,
+    /// Distinct incidents written (process 0 writes them all).
+    pub incidents: u64,
+    pub incident_updates: u64,
+    pub dead_letters: u64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum JobError {
+    #[error(transparent)]
+    Metrics(#[from] metrics::MetricsError),
+    #[error("timely: {0}")]
+    Timely(String),
+    #[error("{}", .0.join("; "))]
+    Failed(Vec<String>),
+}
+
+/// Runs the job to completion (end of input, or shutdown).
+pub fn run(plan: Plan, shutdown: Shutdown) -> Result<Summary, JobError> {
+    let _server = match plan.metrics {
+        Some(addr) => {
+            let server = metrics::serve(addr)?;
+            eprintln!("hephaestus: metrics on http://{}/metrics", server.addr);
+            Some(server)
+        }
+        None => None,
+    };
+    let config = plan.timely_config();
+    let process = plan.cluster.process;
+    let ctx = Ctx {
+        plan: Arc::new(plan),
+        stats: Arc::new(Stats::default()),
+        shutdown,
+        errors: Arc::default(),
+    };
+    let started = Instant::now();
+    let worker_ctx = ctx.clone();
+    let guards = timely::execute(config, move |worker| {
+        crate::pipeline::build(worker, worker_ctx.clone());
+        while worker.step_or_park(Some(std::time::Duration::from_millis(20))) {}
+    })
+    .map_err(JobError::Timely)?;
+    for result in guards.join() {
+        if let Err(e) = result {
+            ctx.error(format!("worker failed: {e}"));
+        }
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    let s = &ctx.stats;
+    let lines = Stats::get(&s.lines);
+    let summary = Summary {
+        process,
+        lines,
+        bytes: Stats::get(&s.bytes),
+        seconds,
+        lines_per_second: if seconds > 0.0 {
+            lines as f64 / seconds
+        } else {
+            0.0
+        },
+        records: Stats::get(&s.records),
+        error_events: Stats::get(&s.error_events),
+        incidents: Stats::get(&s.incidents),
+        incident_updates: Stats::get(&s.incident_updates),
+        dead_letters: Stats::get(&s.dead_letters),
+    };
+    let errors = ctx.errors.lock().map(|e| e.clone()).unwrap_or_default();
+    if errors.is_empty() {
+        Ok(summary)
+    } else {
+        Err(JobError::Failed(errors))
+    }
+}

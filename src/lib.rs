@@ -1,0 +1,23 @@
+//! Hephaestus: a timely-dataflow job that turns logs into de-duplicated incidents.
+//!
+//! In: log lines from files, directories, globs or stdin, described by a job spec (TOML). Out:
+//! incidents as JSON lines, dead letters for input that could not be read, a summary, and
+//! Prometheus metrics. The stages, in dataflow order, are `source`, `multiline`, `parse`,
+//! `detect`, `cluster`, `incident` and `sink`; `pipeline` wires them; `spec` turns a spec into a
+//! validated plan; `job` runs it. Each stage keeps its pure logic apart from its timely operator
+//! (`stage.rs`), so the logic is tested on its own.
+
+pub mod cli;
+pub mod cluster;
+pub mod detect;
+pub mod incident;
+pub mod job;
+pub mod metrics;
+pub mod multiline;
+pub mod parse;
+pub mod pipeline;
+pub mod record;
+pub mod sink;
+pub mod source;
+pub mod spec;
+pub mod time;

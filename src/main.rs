@@ -1,0 +1,79 @@
+//! The `hephaestus` binary: parses the command line, wires Ctrl-C to a graceful shutdown, runs
+//! the library, and maps errors to a one-line message and an exit code.
+
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::Parser;
+
+use hephaestus::cli::{Cli, Command};
+use hephaestus::job::{self, Shutdown};
+use hephaestus::spec::{Overrides, Plan};
+
+fn main() -> ExitCode {
+    match run(Cli::parse()) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("hephaestus: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Check { spec } => {
+            let plan = Plan::load(
+                &spec,
+                Overrides {
+                    no_metrics: true,
+                    ..Overrides::default()
+                },
+            )?;
+            println!(
+                "{}: ok ({} inputs, {} workers)",
+                spec.display(),
+                plan.inputs.len(),
+                plan.workers
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Run(args) => {
+            let overrides = args.overrides().map_err(anyhow::Error::msg)?;
+            let plan = Plan::load(&args.spec, overrides)?;
+            let summary_on = plan.summary;
+            let shutdown = Shutdown::default();
+            on_interrupt(shutdown.clone());
+            let summary = job::run(plan, shutdown).context("job failed")?;
+            if summary_on {
+                eprintln!("hephaestus: summary {}", serde_json::to_string(&summary)?);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+/// The first Ctrl-C or SIGTERM asks for a graceful stop; a second one exits at once.
+fn on_interrupt(shutdown: Shutdown) {
+    let spawned = std::thread::Builder::new().name("signals".into()).spawn(move || {
+        let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else { return };
+        rt.block_on(async {
+            let Ok(mut term) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) else { return };
+            for round in 0..2 {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+                if round == 0 {
+                    eprintln!("hephaestus: stopping (flushing open incidents); interrupt again to exit now");
+                    shutdown.trigger();
+                } else {
+                    std::process::exit(130);
+                }
+            }
+        });
+    });
+    if let Err(e) = spawned {
+        eprintln!("hephaestus: warning: no signal handling: {e}");
+    }
+}

@@ -1,0 +1,64 @@
+//! The multiline operator: runs one `Joiner` per input on the worker that reads it.
+//!
+//! In: `SourceItem`s (pipeline: no exchange, an input's lines stay in order on its worker). Out:
+//! joined `RawLine` records, each emitted at the epoch in which it completed. State: the open
+//! record of each input (see `Joiner`).
+
+use std::collections::HashMap;
+
+use timely::dataflow::StreamVec;
+use timely::dataflow::channels::pact::Pipeline;
+use timely::dataflow::operators::Operator;
+
+use super::Joiner;
+use crate::job::Ctx;
+use crate::metrics::OperatorMetrics;
+use crate::pipeline::Epoch;
+use crate::record::RawLine;
+use crate::source::SourceItem;
+
+pub trait JoinMultiline<'s> {
+    fn join_multiline(self, ctx: &Ctx) -> StreamVec<'s, Epoch, RawLine>;
+}
+
+impl<'s> JoinMultiline<'s> for StreamVec<'s, Epoch, SourceItem> {
+    fn join_multiline(self, ctx: &Ctx) -> StreamVec<'s, Epoch, RawLine> {
+        let cfg = ctx.plan.multiline.clone();
+        let worker = self.scope().index();
+        self.unary(Pipeline, "Multiline", move |_cap, _info| {
+            let mut joiners: HashMap<u32, Joiner> = HashMap::new();
+            let metrics = OperatorMetrics::new("multiline", worker, &["ok"]);
+            let mut out = Vec::new();
+            move |input, output| {
+                input.for_each_stamp(|cap, data| {
+                    let mut n_in = 0;
+                    for batch in data {
+                        for item in batch.drain(..) {
+                            match item {
+                                SourceItem::Line(raw, unterminated) => {
+                                    n_in += 1;
+                                    let joiner = joiners
+                                        .entry(raw.pos.source)
+                                        .or_insert_with(|| Joiner::new(cfg.clone()));
+                                    joiner.push(raw, unterminated, &mut out);
+                                }
+                                SourceItem::Idle(id) => {
+                                    if let Some(j) = joiners.get_mut(&id) {
+                                        j.flush(false, &mut out);
+                                    }
+                                }
+                                SourceItem::End(id) => {
+                                    if let Some(mut j) = joiners.remove(&id) {
+                                        j.flush(true, &mut out);
+                                    }
+                                }
+                            }
+                        }
+                    }
+                    metrics.batch(n_in, &[out.len()]);
+                    output.session(&cap).give_iterator(out.drain(..));
+                });
+            }
+        })
+    }
+}

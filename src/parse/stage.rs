@@ -1,0 +1,120 @@
+//! The parse operator: `RawLine` → `LogRecord` on the first output, `DeadLetter` on the second,
+//! and on the third the newest event time of each batch (the job clock's input).
+//!
+//! In: raw records, on the worker that reads their input (pipeline), in input order. Out: the
+//! three streams above. A record without a timestamp of its own (a panic printed to stderr
+//! between log lines) takes the previous record's from the same input, so event time never
+//! mixes log time with wall-clock time. State: the last timestamp of each input.
+
+use std::sync::Arc;
+
+use std::collections::HashMap;
+
+use timely::dataflow::StreamVec;
+use timely::dataflow::channels::pact::Pipeline;
+use timely::dataflow::operators::generic::OutputBuilder;
+use timely::dataflow::operators::generic::builder_rc::OperatorBuilder;
+
+use super::Parser;
+use crate::job::Ctx;
+use crate::metrics::{self, OperatorMetrics, Stats};
+use crate::pipeline::Epoch;
+use crate::record::{DeadLetter, DeadReason, LogRecord, RawLine};
+use crate::time::Millis;
+
+/// Event times further than this past the wall clock do not move the job clock (a bogus
+/// timestamp must not resolve every incident at once).
+const FUTURE_SLACK_MS: Millis = 86_400_000;
+
+/// A job-clock reading: the newest event time of a batch, and whether it came from the logs'
+/// own timestamps (`true`) or, for a batch without any, from the wall clock at ingestion.
+pub type ClockTick = (Millis, bool);
+
+pub type Parsed<'s> = (
+    StreamVec<'s, Epoch, LogRecord>,
+    StreamVec<'s, Epoch, DeadLetter>,
+    StreamVec<'s, Epoch, ClockTick>,
+);
+
+pub trait ParseRecords<'s> {
+    fn parse_records(self, ctx: &Ctx) -> Parsed<'s>;
+}
+
+impl<'s> ParseRecords<'s> for StreamVec<'s, Epoch, RawLine> {
+    fn parse_records(self, ctx: &Ctx) -> Parsed<'s> {
+        let scope = self.scope();
+        let worker = scope.index();
+        let parsers: Arc<Vec<Parser>> =
+            Arc::new(ctx.plan.inputs.iter().map(|i| i.parser.clone()).collect());
+        let stats = ctx.stats.clone();
+        let mut builder = OperatorBuilder::new("Parse".to_owned(), scope);
+        let mut input = builder.new_input(self, Pipeline);
+        let (ok, ok_stream) = builder.new_output();
+        let (dead, dead_stream) = builder.new_output();
+        let (clock, clock_stream) = builder.new_output();
+        let mut ok = OutputBuilder::from(ok);
+        let mut dead = OutputBuilder::from(dead);
+        let mut clock = OutputBuilder::from(clock);
+        builder.build(move |_caps| {
+            let op_metrics = OperatorMetrics::new("parse", worker, &["ok", "dead_letter"]);
+            let mut last_ts: HashMap<u32, Millis> = HashMap::new();
+            move |_frontiers| {
+                let mut ok = ok.activate();
+                let mut dead = dead.activate();
+                let mut clock = clock.activate();
+                input.for_each_stamp(|cap, data| {
+                    let mut ok_s = ok.session(&cap);
+                    let mut dead_s = dead.session(&cap);
+                    let (mut n_in, mut n_ok, mut n_dead) = (0, 0, 0);
+                    let mut reasons = [0usize; DeadReason::ALL.len()];
+                    let mut newest = Millis::MIN;
+                    let mut ingest = Millis::MIN;
+                    let limit = crate::time::now_ms().saturating_add(FUTURE_SLACK_MS);
+                    for batch in data {
+                        for raw in batch.drain(..) {
+                            n_in += 1;
+                            let (rec, letter) = match parsers.get(raw.pos.source as usize) {
+                                Some(p) => p.parse(raw),
+                                None => (None, None),
+                            };
+                            if let Some(mut rec) = rec {
+                                match rec.ts {
+                                    Some(t) => {
+                                        last_ts.insert(rec.pos.source, t);
+                                    }
+                                    None => rec.ts = last_ts.get(&rec.pos.source).copied(),
+                                }
+                                if let Some(t) = rec.ts.filter(|&t| t <= limit) {
+                                    newest = newest.max(t);
+                                }
+                                ingest = ingest.max(rec.ingest_ms);
+                                n_ok += 1;
+                                ok_s.give(rec);
+                            }
+                            if let Some(letter) = letter {
+                                reasons[letter.reason as usize] += 1;
+                                n_dead += 1;
+                                dead_s.give(letter);
+                            }
+                        }
+                    }
+                    drop((ok_s, dead_s));
+                    if newest > Millis::MIN {
+                        clock.session(&cap).give((newest, true));
+                    } else if ingest > Millis::MIN {
+                        clock.session(&cap).give((ingest, false));
+                    }
+                    op_metrics.batch(n_in, &[n_ok, n_dead]);
+                    Stats::add(&stats.records, n_ok);
+                    Stats::add(&stats.dead_letters, n_dead);
+                    for (reason, n) in DeadReason::ALL.iter().zip(reasons) {
+                        if n > 0 {
+                            metrics::dead_letters(reason.as_str(), n);
+                        }
+                    }
+                });
+            }
+        });
+        (ok_stream, dead_stream, clock_stream)
+    }
+}

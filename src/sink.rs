@@ -1,0 +1,175 @@
+//! Sinks: incidents and dead letters as JSON lines.
+//!
+//! In: `Incident` updates and `DeadLetter`s from every worker, exchanged to worker 0, which holds
+//! each epoch until it is complete and writes it in a deterministic order (incidents by
+//! fingerprint, dead letters by position), so the output is byte-identical for any number of
+//! workers and processes. Out: lines on stdout, stderr or a file. State: the writer, the epochs
+//! not yet complete, and the set of fingerprints written (for the summary).
+
+use std::collections::{BTreeMap, HashSet};
+use std::fs::File;
+use std::io::{BufWriter, Write};
+
+use serde::Serialize;
+use timely::ExchangeData;
+use timely::dataflow::StreamVec;
+use timely::dataflow::channels::pact::Exchange;
+use timely::dataflow::operators::Operator;
+
+use crate::job::Ctx;
+use crate::metrics::Stats;
+use crate::pipeline::Epoch;
+use crate::record::{DeadLetter, Incident};
+use crate::spec::Sink;
+
+fn open(sink: &Sink) -> std::io::Result<Option<Box<dyn Write>>> {
+    Ok(match sink {
+        Sink::None => None,
+        Sink::Stdout => Some(Box::new(BufWriter::new(std::io::stdout()))),
+        Sink::Stderr => Some(Box::new(BufWriter::new(std::io::stderr()))),
+        Sink::File(path) => {
+            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::create_dir_all(dir)?;
+            }
+            Some(Box::new(BufWriter::new(File::create(path)?)))
+        }
+    })
+}
+
+/// Collects a stream on worker 0 and hands each completed epoch, in order, to `write`.
+fn collect_epochs<D, W>(stream: StreamVec<'_, Epoch, D>, name: &str, mut write: W)
+where
+    D: ExchangeData,
+    W: FnMut(Vec<D>) + 'static,
+{
+    let mut pending: BTreeMap<Epoch, Vec<D>> = BTreeMap::new();
+    stream.sink(Exchange::new(|_: &D| 0), name, move |(input, frontier)| {
+        input.for_each_stamp(|cap, data| {
+            if let Some(t) = cap.least() {
+                let slot = pending.entry(*t).or_default();
+                for batch in data {
+                    slot.append(batch);
+                }
+            }
+        });
+        while let Some(entry) = pending.first_entry() {
+            if frontier.less_equal(entry.key()) {
+                break;
+            }
+            write(entry.remove());
+        }
+    });
+}
+
+/// A JSON-lines writer that records the first error and stops writing after it.
+struct Lines {
+    out: Option<Box<dyn Write>>,
+    what: &'static str,
+    ctx: Ctx,
+}
+
+impl Lines {
+    fn new(sink: &Sink, what: &'static str, ctx: &Ctx, active: bool) -> Lines {
+        let out = if active {
+            open(sink).unwrap_or_else(|e| {
+                ctx.error(format!("{what} output {sink:?}: {e}"));
+                None
+            })
+        } else {
+            None
+        };
+        Lines {
+            out,
+            what,
+            ctx: ctx.clone(),
+        }
+    }
+
+    fn write<T: Serialize>(&mut self, items: impl IntoIterator<Item = T>) {
+        let Some(out) = self.out.as_mut() else { return };
+        let result = items.into_iter().try_for_each(|item| {
+            serde_json::to_writer(&mut *out, &item).map_err(std::io::Error::other)?;
+            out.write_all(b"\n")
+        });
+        if let Err(e) = result.and_then(|()| out.flush()) {
+            self.ctx.error(format!("writing {}: {e}", self.what));
+            self.out = None;
+        }
+    }
+}
+
+/// Dead letters as written: the input's name instead of its id.
+#[derive(Serialize)]
+struct DeadLine<'a> {
+    source: &'a str,
+    line: u64,
+    offset: u64,
+    reason: &'static str,
+    detail: &'a str,
+    bytes: u64,
+    preview: &'a str,
+}
+
+pub trait WriteIncidents {
+    fn write_incidents(self, ctx: &Ctx);
+}
+
+impl WriteIncidents for StreamVec<'_, Epoch, Incident> {
+    fn write_incidents(self, ctx: &Ctx) {
+        let mut lines = Lines::new(
+            &ctx.plan.incidents,
+            "incidents",
+            ctx,
+            self.scope().index() == 0,
+        );
+        let stats = ctx.stats.clone();
+        let mut seen: HashSet<String> = HashSet::new();
+        collect_epochs(self, "WriteIncidents", move |mut batch: Vec<Incident>| {
+            batch.sort_by(|a, b| a.fingerprint.cmp(&b.fingerprint));
+            for i in &batch {
+                if !seen.contains(&i.fingerprint) {
+                    seen.insert(i.fingerprint.clone());
+                    Stats::add(&stats.incidents, 1);
+                }
+            }
+            lines.write(batch);
+        });
+    }
+}
+
+pub trait WriteDeadLetters {
+    fn write_dead_letters(self, ctx: &Ctx);
+}
+
+impl WriteDeadLetters for StreamVec<'_, Epoch, DeadLetter> {
+    fn write_dead_letters(self, ctx: &Ctx) {
+        let mut lines = Lines::new(
+            &ctx.plan.dead_letters,
+            "dead letters",
+            ctx,
+            self.scope().index() == 0,
+        );
+        let plan = ctx.plan.clone();
+        collect_epochs(
+            self,
+            "WriteDeadLetters",
+            move |mut batch: Vec<DeadLetter>| {
+                batch.sort_by_key(|d| (d.pos, d.reason));
+                lines.write(batch.iter().map(|d| {
+                    DeadLine {
+                        source: plan
+                            .inputs
+                            .get(d.pos.source as usize)
+                            .map_or("?", |i| i.name.as_str()),
+                        line: d.pos.line,
+                        offset: d.pos.offset,
+                        reason: d.reason.as_str(),
+                        detail: &d.detail,
+                        bytes: d.bytes,
+                        preview: &d.preview,
+                    }
+                }));
+            },
+        );
+    }
+}

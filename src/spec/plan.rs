@@ -1,0 +1,297 @@
+//! The validated plan (the "high" form of a spec): everything the dataflow needs, compiled and
+//! checked before any worker starts.
+//!
+//! In: a `Spec`, the spec's path (relative input paths resolve against its directory) and the
+//! command-line overrides. Out: a `Plan` with resolved, readable inputs (stable ids), compiled
+//! formats, detector and limits, output sinks, the metrics address and the timely cluster
+//! configuration; or a `SpecError` naming the problem. No state.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use super::{Spec, SpecError};
+use crate::cluster::ClusterConfig;
+use crate::detect::Detector;
+use crate::incident::IncidentConfig;
+use crate::multiline::MultilineConfig;
+use crate::parse::{FormatChoice, Parser};
+use crate::source::{InputKind, InputPlan, SourceConfig, expand};
+
+/// The timely processes of a job.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Cluster {
+    pub processes: usize,
+    pub process: usize,
+    /// `host:port` of every process, in process order (empty for one process).
+    pub hosts: Vec<String>,
+}
+
+impl Default for Cluster {
+    fn default() -> Self {
+        Cluster {
+            processes: 1,
+            process: 0,
+            hosts: Vec::new(),
+        }
+    }
+}
+
+/// Command-line settings that win over the spec.
+#[derive(Clone, Debug, Default)]
+pub struct Overrides {
+    pub workers: Option<usize>,
+    /// Replace the spec's sources with these paths (relative to the working directory).
+    pub inputs: Vec<String>,
+    /// Write incidents to this file.
+    pub output: Option<PathBuf>,
+    /// Write dead letters to this file.
+    pub dead_letters: Option<PathBuf>,
+    pub follow: bool,
+    pub cluster: Cluster,
+    /// Turn the metrics endpoint off (tests running several jobs in one process).
+    pub no_metrics: bool,
+}
+
+/// Where a stream of JSON lines goes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Sink {
+    Stdout,
+    Stderr,
+    None,
+    File(PathBuf),
+}
+
+impl Sink {
+    fn parse(text: &str, allow_none: bool) -> Result<Sink, String> {
+        Ok(match text {
+            "stdout" | "-" => Sink::Stdout,
+            "stderr" => Sink::Stderr,
+            "none" if allow_none => Sink::None,
+            "none" => {
+                return Err(
+                    "dead letters cannot be discarded: use a file, `stdout` or `stderr`".into(),
+                );
+            }
+            "" => return Err("empty output path".into()),
+            path => Sink::File(PathBuf::from(path)),
+        })
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct Plan {
+    pub name: String,
+    pub spec_path: PathBuf,
+    pub workers: usize,
+    pub cluster: Cluster,
+    pub inputs: Vec<InputPlan>,
+    /// Some input is stdin or followed: epochs are wall-clock ticks instead of line batches.
+    pub live: bool,
+    pub batch_lines: usize,
+    pub max_inflight_epochs: u64,
+    pub tick_ms: i64,
+    pub idle_flush_ms: i64,
+    pub max_line_bytes: usize,
+    pub multiline: MultilineConfig,
+    pub detector: Detector,
+    pub cluster_cfg: ClusterConfig,
+    pub incident: IncidentConfig,
+    pub incidents: Sink,
+    pub dead_letters: Sink,
+    pub summary: bool,
+    pub metrics: Option<SocketAddr>,
+}
+
+fn current_year() -> i32 {
+    crate::time::civil_from_days(crate::time::now_ms().div_euclid(86_400_000)).0 as i32
+}
+
+impl Plan {
+    pub fn build(spec: Spec, spec_path: &Path, ov: Overrides) -> Result<Plan, SpecError> {
+        // One line per error: multi-line messages (regex carets) are folded.
+        let err = |message: String| SpecError {
+            path: spec_path.display().to_string(),
+            message: message
+                .lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty())
+                .collect::<Vec<_>>()
+                .join(" | "),
+        };
+        let spec_dir = spec_path
+            .parent()
+            .map_or_else(|| PathBuf::from("."), Path::to_path_buf);
+        let (sources, base): (Vec<SourceConfig>, PathBuf) = if ov.inputs.is_empty() {
+            (spec.sources.clone(), spec_dir)
+        } else {
+            let template = spec.sources.first().cloned();
+            let src = SourceConfig {
+                paths: ov.inputs.clone(),
+                format: template.as_ref().map(|s| s.format).unwrap_or_default(),
+                header: template.as_ref().and_then(|s| s.header.clone()),
+                service: template.as_ref().and_then(|s| s.service.clone()),
+                follow: false,
+            };
+            (vec![src], PathBuf::new())
+        };
+        if sources.is_empty() {
+            return Err(err(
+                "no sources: add a [[sources]] section or pass --input".into()
+            ));
+        }
+        let default_year = spec.parse.default_year.unwrap_or_else(current_year);
+        let mut inputs = Vec::new();
+        for (i, src) in sources.iter().enumerate() {
+            if src.paths.is_empty() {
+                return Err(err(format!("sources[{i}].paths is empty")));
+            }
+            let format = FormatChoice::new(src.format, src.header.as_deref())
+                .map_err(|e| err(format!("sources[{i}]: {e}")))?;
+            let parser = Parser {
+                format,
+                service: src.service.clone(),
+                default_year,
+            };
+            for entry in &src.paths {
+                for kind in expand(entry, &base).map_err(&err)? {
+                    let name = match &kind {
+                        InputKind::File(p) => p.display().to_string(),
+                        InputKind::Stdin => "-".to_string(),
+                    };
+                    let follow = (src.follow || ov.follow) && kind != InputKind::Stdin;
+                    inputs.push(InputPlan {
+                        id: inputs.len() as u32,
+                        kind,
+                        name,
+                        follow,
+                        parser: parser.clone(),
+                    });
+                }
+            }
+        }
+        if inputs.iter().filter(|i| i.kind == InputKind::Stdin).count() > 1 {
+            return Err(err("stdin (`-`) can be read only once".into()));
+        }
+        let live = inputs
+            .iter()
+            .any(|i| i.follow || i.kind == InputKind::Stdin);
+
+        let workers = ov.workers.unwrap_or(spec.job.workers);
+        if workers == 0 {
+            return Err(err("workers must be at least 1".into()));
+        }
+        if spec.job.batch_lines == 0 || spec.job.max_inflight_epochs == 0 {
+            return Err(err(
+                "job.batch_lines and job.max_inflight_epochs must be at least 1".into(),
+            ));
+        }
+        if spec.parse.max_line_bytes < 64 {
+            return Err(err("parse.max_line_bytes must be at least 64".into()));
+        }
+        let cluster = ov.cluster.clone();
+        if cluster.processes == 0 || cluster.process >= cluster.processes {
+            return Err(err(format!(
+                "--process {} is not below --processes {}",
+                cluster.process, cluster.processes
+            )));
+        }
+        if cluster.processes > 1 && cluster.hosts.len() != cluster.processes {
+            return Err(err(format!(
+                "{} processes need {} hosts, the hostfile has {}",
+                cluster.processes,
+                cluster.processes,
+                cluster.hosts.len()
+            )));
+        }
+        let detector = Detector::new(&spec.detect).map_err(&err)?;
+        spec.cluster.validate().map_err(&err)?;
+        spec.incident.validate().map_err(&err)?;
+
+        let incidents = match &ov.output {
+            Some(path) => Sink::File(path.clone()),
+            None => Sink::parse(&spec.output.incidents, true)
+                .map_err(|e| err(format!("output.incidents: {e}")))?,
+        };
+        let dead_letters = match &ov.dead_letters {
+            Some(path) => Sink::File(path.clone()),
+            None => Sink::parse(&spec.output.dead_letters, false)
+                .map_err(|e| err(format!("output.dead_letters: {e}")))?,
+        };
+        let mut metrics: Option<SocketAddr> = if spec.metrics.enabled {
+            let addr = spec
+                .metrics
+                .listen
+                .parse()
+                .map_err(|e| err(format!("metrics.listen `{}`: {e}", spec.metrics.listen)))?;
+            Some(addr)
+        } else {
+            None
+        };
+        if ov.no_metrics {
+            metrics = None;
+        }
+        if let Some(addr) = metrics.as_mut().filter(|a| a.port() != 0) {
+            addr.set_port(addr.port().saturating_add(cluster.process as u16));
+        }
+        Ok(Plan {
+            name: spec.job.name.clone(),
+            spec_path: spec_path.to_path_buf(),
+            workers,
+            cluster,
+            inputs,
+            live,
+            batch_lines: spec.job.batch_lines,
+            max_inflight_epochs: spec.job.max_inflight_epochs,
+            tick_ms: spec.job.tick.0,
+            idle_flush_ms: spec.job.idle_flush.0,
+            max_line_bytes: spec.parse.max_line_bytes,
+            multiline: spec.multiline.clone(),
+            detector,
+            cluster_cfg: spec.cluster.clone(),
+            incident: spec.incident.clone(),
+            incidents,
+            dead_letters,
+            summary: spec.output.summary,
+            metrics,
+        })
+    }
+
+    /// Loads, parses and plans a spec file.
+    pub fn load(spec_path: &Path, ov: Overrides) -> Result<Plan, SpecError> {
+        Plan::build(Spec::load(spec_path)?, spec_path, ov)
+    }
+
+    /// The timely configuration: threads in one process, or a cluster of processes.
+    pub fn timely_config(&self) -> timely::Config {
+        if self.cluster.processes <= 1 {
+            return timely::Config::process(self.workers);
+        }
+        timely::Config {
+            communication: timely::CommunicationConfig::Cluster {
+                threads: self.workers,
+                process: self.cluster.process,
+                addresses: self.cluster.hosts.clone(),
+                report: false,
+                zerocopy: false,
+            },
+            worker: timely::WorkerConfig::default(),
+        }
+    }
+
+    /// Total workers across processes.
+    pub fn peers(&self) -> usize {
+        self.workers * self.cluster.processes
+    }
+}
+
+/// Reads a timely hostfile: one `host:port` per line; blank lines and `#` comments are skipped.
+pub fn read_hostfile(path: &Path) -> Result<Vec<String>, String> {
+    let text =
+        std::fs::read_to_string(path).map_err(|e| format!("hostfile {}: {e}", path.display()))?;
+    Ok(text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(str::to_string)
+        .collect())
+}

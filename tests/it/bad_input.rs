@@ -1,0 +1,66 @@
+//! Bad input never stops the job: each bad record is counted and written to the dead-letter
+//! output with its reason, and the good records around it still make incidents.
+
+use std::collections::BTreeMap;
+
+use crate::common::{finals, root, run};
+
+#[test]
+fn bad_input_goes_to_dead_letters_and_the_job_finishes() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("bad.log");
+    let mut data = Vec::new();
+    data.extend_from_slice(b"2024-03-01 12:00:00 ERROR app: payment 1 failed\n");
+    data.extend_from_slice(b"2024-03-01 12:00:01 ERROR app: caf\xe9 2 failed\n");
+    data.extend(std::iter::repeat_n(b'x', 10 << 20));
+    data.push(b'\n');
+    data.extend_from_slice(b"2024-03-01 12:00:02 ERROR app: payment 3 failed\n");
+    data.extend_from_slice(b"\x00\x00\x01\x02\x03\x04binary\x05\x06\n");
+    data.extend_from_slice(b"{\"ts\":\"2024-03-01T12:00:03Z\",\"level\":\"error\",\"msg\":\"cut\n");
+    data.extend_from_slice(b"2024-03-01 12:00:04 ERROR app: payment 4 failed\n");
+    data.extend_from_slice(b"2024-03-01 12:00:05 ERROR app: job crashed\nTraceback (most recent call last):\n  File \"/srv/a.py\", line 3, in run\n");
+    std::fs::write(&path, &data).expect("write");
+
+    let out = run(&root().join("fixtures/golden.toml"), &[path], 2);
+    let mut reasons: BTreeMap<String, u64> = BTreeMap::new();
+    for line in &out.dead {
+        let v: serde_json::Value = serde_json::from_str(line).expect("dead letter JSON");
+        *reasons
+            .entry(v["reason"].as_str().expect("reason").to_string())
+            .or_default() += 1;
+        assert!(v["source"].as_str().is_some_and(|s| s.ends_with("bad.log")));
+        assert!(
+            v["preview"]
+                .as_str()
+                .is_some_and(|p| p.chars().count() <= 256)
+        );
+        if v["reason"] == "line_too_long" {
+            assert_eq!(v["bytes"], 10 << 20);
+            assert_eq!(v["line"], 3);
+        }
+    }
+    let want: BTreeMap<String, u64> = [
+        ("binary", 1),
+        ("invalid_json", 1),
+        ("invalid_utf8", 1),
+        ("line_too_long", 1),
+        ("truncated_trace", 1),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect();
+    assert_eq!(reasons, want);
+    assert_eq!(out.summary.dead_letters, 5);
+    let finals = finals(&out.incidents);
+    let payments = finals
+        .values()
+        .find(|v| v["title"] == "payment <*> failed")
+        .expect("payment incident");
+    assert_eq!(payments["count"], 3);
+    assert!(
+        finals
+            .values()
+            .any(|v| v["kind"] == "trace" && v["count"] == 1),
+        "the cut traceback still makes an incident"
+    );
+}

@@ -1,0 +1,102 @@
+//! The binary's contract: help, exit codes, one-line errors, the summary.
+
+use std::process::Command;
+
+use crate::common::root;
+
+fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_hephaestus"))
+}
+
+#[test]
+fn help_explains_every_run_option() {
+    let out = bin().args(["run", "--help"]).output().expect("run --help");
+    let help = String::from_utf8_lossy(&out.stdout);
+    for opt in [
+        "--workers",
+        "--input",
+        "--output",
+        "--dead-letters",
+        "--follow",
+        "--processes",
+        "--process",
+        "--hostfile",
+        "--no-metrics",
+    ] {
+        assert!(help.contains(opt), "run --help mentions {opt}");
+    }
+    let out = bin().arg("--help").output().expect("--help");
+    let help = String::from_utf8_lossy(&out.stdout);
+    assert!(help.contains("run") && help.contains("check"));
+}
+
+#[test]
+fn bad_spec_and_unreadable_input_fail_with_one_line() {
+    let out = bin()
+        .args(["check"])
+        .arg(root().join("fixtures/specs/broken/unknown_key.toml"))
+        .output()
+        .expect("check");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+    assert!(err.contains("workerz"));
+
+    let out = bin()
+        .arg("run")
+        .arg(root().join("fixtures/golden.toml"))
+        .args(["--no-metrics", "--input", "/nonexistent/app.log"])
+        .output()
+        .expect("run");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+    assert!(err.contains("/nonexistent/app.log"));
+}
+
+#[test]
+fn replay_exits_zero_with_a_summary_even_with_dead_letters() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = bin()
+        .arg("run")
+        .arg(root().join("fixtures/golden.toml"))
+        .arg("--no-metrics")
+        .arg("--input")
+        .arg(root().join("fixtures/bad/binary.log"))
+        .arg("--dead-letters")
+        .arg(dir.path().join("dead.jsonl"))
+        .output()
+        .expect("run");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    let summary = err
+        .lines()
+        .find_map(|l| l.strip_prefix("hephaestus: summary "))
+        .expect("summary line");
+    let v: serde_json::Value = serde_json::from_str(summary).expect("summary JSON");
+    for key in [
+        "lines",
+        "bytes",
+        "seconds",
+        "lines_per_second",
+        "error_events",
+        "incidents",
+        "dead_letters",
+    ] {
+        assert!(v.get(key).is_some(), "summary has {key}");
+    }
+    assert_eq!(v["lines"], 5);
+    assert_eq!(v["dead_letters"], 2);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        stdout
+            .lines()
+            .filter(|l| l.contains("\"fingerprint\""))
+            .count() as u64,
+        v["incident_updates"].as_u64().expect("n")
+    );
+}

@@ -1,0 +1,98 @@
+//! Helpers: run a whole job in-process and read what it wrote.
+
+use std::path::{Path, PathBuf};
+
+use hephaestus::job::{self, Shutdown, Summary};
+use hephaestus::spec::{Overrides, Plan};
+
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The files in `dir` with extension `ext`, sorted.
+pub fn files_with_ext(dir: &Path, ext: &str) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap_or_else(|e| panic!("read {}: {e}", dir.display()))
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == ext))
+        .collect();
+    files.sort();
+    files
+}
+
+/// What a job wrote.
+pub struct Output {
+    pub incidents: Vec<String>,
+    pub dead: Vec<String>,
+    pub summary: Summary,
+}
+
+fn lines(path: &Path) -> Vec<String> {
+    std::fs::read_to_string(path)
+        .map(|t| t.lines().map(str::to_string).collect())
+        .unwrap_or_default()
+}
+
+/// Plans `spec` with `inputs` (empty: the spec's own) on `workers` workers.
+pub fn plan(spec: &Path, inputs: &[PathBuf], workers: usize, out_dir: &Path) -> Plan {
+    let ov = Overrides {
+        workers: Some(workers),
+        inputs: inputs.iter().map(|p| p.display().to_string()).collect(),
+        output: Some(out_dir.join("incidents.jsonl")),
+        dead_letters: Some(out_dir.join("dead.jsonl")),
+        no_metrics: true,
+        ..Overrides::default()
+    };
+    Plan::load(spec, ov).unwrap_or_else(|e| panic!("plan {}: {e}", spec.display()))
+}
+
+/// Runs a planned job to completion and reads its outputs.
+pub fn run_plan(plan: Plan, out_dir: &Path) -> Output {
+    let summary = job::run(plan, Shutdown::default()).unwrap_or_else(|e| panic!("job failed: {e}"));
+    Output {
+        incidents: lines(&out_dir.join("incidents.jsonl")),
+        dead: lines(&out_dir.join("dead.jsonl")),
+        summary,
+    }
+}
+
+pub fn run(spec: &Path, inputs: &[PathBuf], workers: usize) -> Output {
+    let dir = tempfile::tempdir().expect("tempdir");
+    run_plan(plan(spec, inputs, workers, dir.path()), dir.path())
+}
+
+/// The last line written for each fingerprint.
+pub fn finals(incidents: &[String]) -> std::collections::BTreeMap<String, serde_json::Value> {
+    incidents
+        .iter()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).expect("incident JSON"))
+        .map(|v| {
+            (
+                v["fingerprint"].as_str().expect("fingerprint").to_string(),
+                v,
+            )
+        })
+        .collect()
+}
+
+/// A small deterministic generator (splitmix64) so seeded inputs need no extra crate.
+pub struct Rng(pub u64);
+
+impl Rng {
+    pub fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next() % n.max(1)
+    }
+
+    pub fn pick<T: Copy>(&mut self, items: &[T]) -> T {
+        items[self.below(items.len() as u64) as usize]
+    }
+}

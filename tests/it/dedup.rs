@@ -1,0 +1,90 @@
+//! De-duplication: many copies of one bug make one incident; different bugs at the same line
+//! make different incidents.
+
+use crate::common::{Rng, finals, root, run};
+
+fn npe(out: &mut Vec<String>, i: u64, rng: &mut Rng, ty: &str) {
+    let s = i % 60;
+    out.push(format!(
+        "2024-03-01 12:{:02}:{s:02},{:03} ERROR [exec-{}] com.shop.CartController - cart {} failed",
+        i / 60 % 60,
+        i % 1000,
+        i % 8,
+        rng.below(1_000_000)
+    ));
+    out.push(format!(
+        "{ty}: Cannot invoke \"Item.price()\" because item {} is null",
+        rng.below(1_000_000)
+    ));
+    out.push("\tat com.shop.CartService.total(CartService.java:57)".into());
+    out.push("\tat com.shop.CartController.show(CartController.java:31)".into());
+    out.push(format!(
+        "\tat jdk.internal.reflect.GeneratedMethodAccessor{}.invoke(Unknown Source)",
+        rng.below(500)
+    ));
+    out.push(format!(
+        "\tat java.base/java.lang.reflect.Method.invoke(Method.java:{})",
+        500 + rng.below(100)
+    ));
+    out.push(format!(
+        "\tat org.springframework.web.servlet.FrameworkServlet.service(FrameworkServlet.java:{})",
+        800 + rng.below(200)
+    ));
+    out.push(format!(
+        "\tat java.base/java.lang.Thread.run(Thread.java:{})",
+        800 + rng.below(50)
+    ));
+}
+
+#[test]
+fn ten_thousand_copies_of_one_npe_make_one_incident() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut rng = Rng(42);
+    let mut lines = Vec::new();
+    for i in 0..10_000 {
+        npe(&mut lines, i, &mut rng, "java.lang.NullPointerException");
+    }
+    let path = dir.path().join("npe.log");
+    std::fs::write(&path, lines.join("\n") + "\n").expect("write");
+    let out = run(&root().join("fixtures/golden.toml"), &[path], 2);
+    let finals = finals(&out.incidents);
+    assert_eq!(finals.len(), 1, "one incident: {:?}", finals.keys());
+    let inc = finals.values().next().expect("one");
+    assert_eq!(inc["count"], 10_000);
+    assert_eq!(inc["kind"], "trace");
+    assert!(
+        inc["title"]
+            .as_str()
+            .is_some_and(|t| t.starts_with("java.lang.NullPointerException"))
+    );
+    assert!(
+        out.incidents.len() < 100,
+        "emitted on state changes, not per line: {}",
+        out.incidents.len()
+    );
+}
+
+#[test]
+fn two_exceptions_from_the_same_line_make_two_incidents() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut rng = Rng(7);
+    let mut lines = Vec::new();
+    for i in 0..50 {
+        let ty = if i % 2 == 0 {
+            "java.lang.NullPointerException"
+        } else {
+            "java.lang.IllegalStateException"
+        };
+        npe(&mut lines, i, &mut rng, ty);
+    }
+    let path = dir.path().join("two.log");
+    std::fs::write(&path, lines.join("\n") + "\n").expect("write");
+    let out = run(&root().join("fixtures/golden.toml"), &[path], 3);
+    let finals = finals(&out.incidents);
+    assert_eq!(finals.len(), 2);
+    let counts: Vec<u64> = finals
+        .values()
+        .map(|v| v["count"].as_u64().expect("count"))
+        .collect();
+    assert_eq!(counts, vec![25, 25]);
+}

@@ -1,0 +1,15 @@
+//! The one integration-test binary (timely and the rest are linked once).
+//!
+//! In: the fixtures, generated inputs and the built `hephaestus` binary. Out: assertions on whole
+//! jobs, run in-process (`job::run`) or as processes. Modules by concern; `common` holds the
+//! helpers and `reference` the sequential implementation the dataflow is checked against.
+
+mod bad_input;
+mod cli;
+mod common;
+mod dedup;
+mod golden;
+mod processes;
+mod reference;
+mod specs;
+mod workers;
