@@ -9,6 +9,7 @@ mod cli;
 mod common;
 mod dedup;
 mod golden;
+mod live;
 mod processes;
 mod reference;
 mod specs;
