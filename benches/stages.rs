@@ -143,7 +143,7 @@ fn cluster(c: &mut Criterion) {
     });
     g.bench_function("mine", |b| {
         let mut tokens = Vec::new();
-        let mut miner = Miner::new(0.5, 10_000);
+        let mut miner = Miner::new(3, 10_000);
         b.iter(|| {
             for m in &messages {
                 mask_into(m, &mut tokens);

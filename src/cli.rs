@@ -30,6 +30,28 @@ pub enum Command {
         /// The job spec (TOML), e.g. dataflows/local.toml.
         spec: PathBuf,
     },
+    /// Mine a log file into message templates with the job's clusterer and write, for every
+    /// line, the cluster it ends up in: `LineId,ClusterId,EventTemplate` (Loghub's format).
+    Templates(TemplatesArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct TemplatesArgs {
+    /// The log file (plain or gzip).
+    pub file: PathBuf,
+    /// Loghub header template, e.g. `<Date> <Time> <Pid> <Level> <Component>: <Content>`; only
+    /// `<Content>` is mined. Without it the whole line is mined.
+    #[arg(long, value_name = "FORMAT")]
+    pub log_format: Option<String>,
+    /// Worker threads. Assignments are the same for any number.
+    #[arg(short, long, default_value_t = 1)]
+    pub workers: usize,
+    /// Where to write one row per input line: `LineId,ClusterId,EventTemplate`.
+    #[arg(long, value_name = "OUT.csv")]
+    pub assignments: PathBuf,
+    /// Where to write one row per template: `ClusterId,EventTemplate,Occurrences`.
+    #[arg(long, value_name = "OUT.csv")]
+    pub templates: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

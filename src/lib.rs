@@ -20,4 +20,5 @@ pub mod record;
 pub mod sink;
 pub mod source;
 pub mod spec;
+pub mod templates;
 pub mod time;

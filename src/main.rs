@@ -38,6 +38,19 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             );
             Ok(ExitCode::SUCCESS)
         }
+        Command::Templates(args) => {
+            let req = hephaestus::templates::Request {
+                file: args.file,
+                log_format: args.log_format,
+                workers: args.workers,
+                assignments: args.assignments,
+                templates: args.templates,
+                cluster: hephaestus::cluster::ClusterConfig::default(),
+            };
+            let report = hephaestus::templates::run(&req)?;
+            eprintln!("hephaestus: templates {}", serde_json::to_string(&report)?);
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Run(args) => {
             let overrides = args.overrides().map_err(anyhow::Error::msg)?;
             let plan = Plan::load(&args.spec, overrides)?;

@@ -30,7 +30,7 @@ pub type Epoch = u64;
 
 /// Exchange key that spreads records evenly by position (for stateless stages).
 pub fn spread(pos: &Position) -> u64 {
-    crate::cluster::miner::stable_hash(
+    crate::cluster::tokens::stable_hash(
         &[
             pos.source.to_le_bytes().as_slice(),
             &pos.offset.to_le_bytes(),

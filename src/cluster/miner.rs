@@ -1,77 +1,126 @@
-//! Streaming template miner (Drain-class): masked token sequences → template clusters.
+//! The streaming template miner: masked token sequences → template clusters.
 //!
-//! In: the masked tokens of one message at a time. Out: the id of the cluster it joined and the
-//! cluster's current template. State: the clusters, grouped by partition (the first constant
-//! token, which is also the exchange key, so lines that can share a template meet on one worker)
-//! and token count; each cluster keeps its template, size and last use. A line joins the most
-//! similar cluster of its group when at least `similarity` of its positions agree, and the
-//! positions that disagree become `<*>`; otherwise it starts a cluster. Ids are stable hashes of
-//! the partition and the first template, so they do not depend on worker count or run. Memory is
-//! bounded by `max_templates`: past it, the least recently used eighth is evicted and counted.
+//! In: the masked tokens of one message at a time. Out: the cluster it belongs to, whose stable
+//! id and template may later change by merging (`resolve` follows merges, so earlier lines follow
+//! too). State, per partition (first constant token) and length ("family"): the clusters, an
+//! index from each wildcard pattern to the clusters with that pattern, skeleton buckets, and a
+//! memo of exact lines already seen.
+//!
+//! The method, in one paragraph. A line joins the most specific cluster whose constant tokens it
+//! repeats (`<*>` positions accept anything); otherwise it starts a cluster of its own. When
+//! clusters are equal but for one position, that position is a variable as soon as it has taken
+//! `variable_after` (3) different words, or one of them is already `<*>` and another is a word
+//! (a hostname next to an IP): the clusters merge, with `<*>` there. Two alternatives are a fork
+//! (`startup`/`shutdown`, `bytes`/`values`) and stay apart. Clusters whose constant words are the
+//! same and that differ only in how many variable-only tokens they have (lists, optional
+//! `(1.2 KB)`) are one template. A wildcard-heavy template never decays into matching everything:
+//! only a position that proved variable accepts any token, so replaying the same logs adds no
+//! templates. Merges go through union-find so every earlier line follows its cluster.
+//!
+//! Memory is bounded by `max_templates` live templates: beyond it the least recently used eighth
+//! is evicted, with everything that refers to it.
 
-use std::collections::HashMap;
+use rustc_hash::FxHashMap;
 
 use super::mask::WILDCARD;
+use super::tokens::{LineKey, Powers, Tok, line_key, mark_hash};
 
-/// A cluster's stable id.
+/// A cluster's stable id: the hash of its partition and its first template.
 pub type TemplateId = u64;
+/// A cluster's slot in the miner.
+pub type Slot = u32;
 
-/// Stable 64-bit hash (xxh3 is a fixed algorithm: the same on every platform and release).
-pub fn stable_hash(bytes: &[u8]) -> u64 {
-    xxhash_rust::xxh3::xxh3_64(bytes)
-}
+/// Wildcard positions of a template (the first 128 positions can be variables).
+type Pattern = u128;
+const MAX_POS: usize = 128;
 
-/// The partition key of a masked message: the hash of its first constant token.
-pub fn partition_key(tokens: &[String]) -> u64 {
-    let first = tokens
-        .iter()
-        .find(|t| !t.contains(WILDCARD))
-        .map_or("", String::as_str);
-    stable_hash(first.as_bytes())
-}
-
-struct Cluster {
+struct Node {
     id: TemplateId,
-    tokens: Vec<String>,
+    seq: u64,
+    family: u32,
+    text: Vec<Box<str>>,
+    toks: Vec<Tok>,
     size: u64,
     last_used: u64,
+    /// Index, bucket and signature keys this node was registered under (for eviction).
+    regs: Vec<Reg>,
+    /// Nodes merged into this one (only on roots).
+    merged: Vec<Slot>,
+}
+
+#[derive(Clone, Copy)]
+enum Reg {
+    Index(u32, Pattern, u64),
+    Bucket(u32, u32, u64),
+    Sig(u64, u64),
+}
+
+struct Family {
+    patterns: Vec<Pattern>,
+    members: Vec<Slot>,
 }
 
 /// The outcome of one `insert`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Match {
+    pub slot: Slot,
     pub id: TemplateId,
     pub template: String,
-    /// A new cluster was created.
-    pub created: bool,
 }
 
 pub struct Miner {
-    similarity: f64,
+    variable_after: usize,
     max_templates: usize,
-    groups: HashMap<(u64, usize), Vec<u32>>,
-    slots: Vec<Option<Cluster>>,
-    free: Vec<u32>,
-    live: usize,
+    nodes: Vec<Option<Node>>,
+    parent: Vec<Slot>,
+    free: Vec<Slot>,
+    families: Vec<Family>,
+    family_of: FxHashMap<(u64, u32), u32>,
+    index: FxHashMap<(u32, Pattern, u64), Slot>,
+    buckets: FxHashMap<(u32, u32, u64), Vec<Slot>>,
+    sigs: FxHashMap<(u64, u64), Slot>,
+    memo: FxHashMap<u64, Slot>,
+    pow: Powers,
+    wild: Tok,
+    mark: u64,
+    seq: u64,
     tick: u64,
+    live: usize,
     evicted: u64,
+    merges: Vec<(TemplateId, TemplateId)>,
+}
+
+/// Patterns are tried most specific first (fewest wildcards), then by their lowest positions.
+fn popcount_order(p: &Pattern) -> (u32, std::cmp::Reverse<Pattern>) {
+    (p.count_ones(), std::cmp::Reverse(p.reverse_bits()))
 }
 
 impl Miner {
-    pub fn new(similarity: f64, max_templates: usize) -> Miner {
+    pub fn new(variable_after: usize, max_templates: usize) -> Miner {
         Miner {
-            similarity,
+            variable_after: variable_after.max(2),
             max_templates: max_templates.max(8),
-            groups: HashMap::new(),
-            slots: Vec::new(),
+            nodes: Vec::new(),
+            parent: Vec::new(),
             free: Vec::new(),
-            live: 0,
+            families: Vec::new(),
+            family_of: FxHashMap::default(),
+            index: FxHashMap::default(),
+            buckets: FxHashMap::default(),
+            sigs: FxHashMap::default(),
+            memo: FxHashMap::default(),
+            pow: Powers::default(),
+            wild: Tok::wildcard(),
+            mark: mark_hash(),
+            seq: 0,
             tick: 0,
+            live: 0,
             evicted: 0,
+            merges: Vec::new(),
         }
     }
 
-    /// Clusters alive.
+    /// Live templates (roots).
     pub fn len(&self) -> usize {
         self.live
     }
@@ -80,169 +129,429 @@ impl Miner {
         self.live == 0
     }
 
-    /// Clusters evicted so far to respect `max_templates`.
+    /// Templates evicted so far to respect `max_templates`.
     pub fn evicted(&self) -> u64 {
         self.evicted
     }
 
+    /// Merges since the last call: (merged id, surviving id).
+    pub fn take_merges(&mut self) -> Vec<(TemplateId, TemplateId)> {
+        std::mem::take(&mut self.merges)
+    }
+
+    fn node(&self, s: Slot) -> &Node {
+        self.nodes[s as usize].as_ref().expect("slot in use")
+    }
+
+    fn node_mut(&mut self, s: Slot) -> &mut Node {
+        self.nodes[s as usize].as_mut().expect("slot in use")
+    }
+
+    /// The root a slot was merged into.
+    pub fn find(&mut self, mut s: Slot) -> Slot {
+        while self.parent[s as usize] != s {
+            let grand = self.parent[self.parent[s as usize] as usize];
+            self.parent[s as usize] = grand;
+            s = grand;
+        }
+        s
+    }
+
+    /// The current id and template of the cluster `slot` ended up in, or `None` if evicted.
+    pub fn resolve(&mut self, slot: Slot) -> Option<(TemplateId, String)> {
+        if self.nodes.get(slot as usize).is_none_or(Option::is_none) {
+            return None;
+        }
+        let r = self.find(slot);
+        let n = self.node(r);
+        Some((n.id, n.text.join(" ")))
+    }
+
+    /// The memo: the slot an identical masked line went to, if it is still known.
+    pub fn lookup(&mut self, key: &LineKey) -> Option<Slot> {
+        let slot = *self.memo.get(&key.memo())?;
+        self.tick += 1;
+        let r = self.find(slot);
+        let tick = self.tick;
+        let n = self.node_mut(r);
+        n.size += 1;
+        n.last_used = tick;
+        Some(slot)
+    }
+
     /// Adds one masked message; returns the cluster it joined.
     pub fn insert(&mut self, tokens: &[String]) -> Match {
-        self.tick += 1;
-        let key = partition_key(tokens);
-        let group = (key, tokens.len());
-        let best = self.groups.get(&group).and_then(|members| {
-            let mut best: Option<(u32, f64, usize)> = None;
-            for &slot in members {
-                let Some(c) = &self.slots[slot as usize] else {
-                    continue;
-                };
-                let (same, wild) = similarity(&c.tokens, tokens);
-                let score = same as f64 / tokens.len().max(1) as f64;
-                if best.is_none_or(|(_, s, w)| score > s || (score == s && wild > w)) {
-                    best = Some((slot, score, wild));
-                }
-            }
-            best
-        });
-        if let Some((slot, score, _)) = best
-            && (score >= self.similarity || tokens.is_empty())
-        {
-            let tick = self.tick;
-            let c = self.slots[slot as usize]
-                .as_mut()
-                .expect("group members are live");
-            for (t, new) in c.tokens.iter_mut().zip(tokens) {
-                if t != new && t != WILDCARD {
-                    *t = WILDCARD.to_string();
-                }
-            }
-            c.size += 1;
-            c.last_used = tick;
-            return Match {
-                id: c.id,
-                template: c.tokens.join(" "),
-                created: false,
-            };
+        let key = line_key(tokens, &mut self.pow);
+        let slot = match self.lookup(&key) {
+            Some(slot) => slot,
+            None => self.insert_new(tokens, &key),
+        };
+        let r = self.find(slot);
+        let n = self.node(r);
+        Match {
+            slot,
+            id: n.id,
+            template: n.text.join(" "),
         }
-        let template = tokens.join(" ");
-        let mut h = key.to_le_bytes().to_vec();
-        h.extend_from_slice(template.as_bytes());
-        let id = stable_hash(&h);
-        let cluster = Cluster {
-            id,
-            tokens: tokens.to_vec(),
-            size: 1,
-            last_used: self.tick,
+    }
+
+    /// Adds a masked message that missed the memo; returns its slot.
+    pub fn insert_new(&mut self, tokens: &[String], key: &LineKey) -> Slot {
+        self.tick += 1;
+        let toks: Vec<Tok> = tokens.iter().map(|t| Tok::of(t.as_bytes())).collect();
+        let fam = self.family(key.partition, toks.len() as u32);
+        let slot = match self.matching(fam, &toks) {
+            Some(slot) => slot,
+            None => self.create(fam, key, tokens, toks),
         };
-        let slot = match self.free.pop() {
-            Some(s) => {
-                self.slots[s as usize] = Some(cluster);
-                s
-            }
-            None => {
-                self.slots.push(Some(cluster));
-                (self.slots.len() - 1) as u32
-            }
-        };
-        self.groups.entry(group).or_default().push(slot);
-        self.live += 1;
+        self.memo.insert(key.memo(), slot);
+        let r = self.find(slot);
+        let tick = self.tick;
+        let n = self.node_mut(r);
+        n.size += 1;
+        n.last_used = tick;
         if self.live > self.max_templates {
             self.evict();
         }
-        Match {
+        slot
+    }
+
+    fn family(&mut self, partition: u64, len: u32) -> u32 {
+        let next = self.families.len() as u32;
+        let f = *self.family_of.entry((partition, len)).or_insert(next);
+        if f == next {
+            self.families.push(Family {
+                patterns: Vec::new(),
+                members: Vec::new(),
+            });
+        }
+        f
+    }
+
+    fn pattern_of(toks: &[Tok]) -> Pattern {
+        toks.iter()
+            .take(MAX_POS)
+            .enumerate()
+            .filter(|(_, t)| t.wild)
+            .fold(0, |p, (i, _)| p | (1 << i))
+    }
+
+    /// `Σ h_i P^i` with the positions of `w` replaced by the wildcard.
+    fn hash_with(&mut self, toks: &[Tok], w: Pattern) -> u64 {
+        let wild = self.wild.hash;
+        let pow = self.pow.get(toks.len());
+        toks.iter()
+            .enumerate()
+            .zip(pow)
+            .fold(0u64, |acc, ((i, t), p)| {
+                let h = if i < MAX_POS && w & (1 << i) != 0 {
+                    wild
+                } else {
+                    t.hash
+                };
+                acc.wrapping_add(h.wrapping_mul(*p))
+            })
+    }
+
+    /// The most specific cluster whose constants the line repeats (oldest on ties).
+    fn matching(&mut self, fam: u32, toks: &[Tok]) -> Option<Slot> {
+        let patterns = self.families[fam as usize].patterns.clone();
+        let mut best: Option<(u32, u64, Slot)> = None;
+        for w in patterns {
+            if best.is_some_and(|(n, _, _)| w.count_ones() > n) {
+                break;
+            }
+            let h = self.hash_with(toks, w);
+            if let Some(&s) = self.index.get(&(fam, w, h)) {
+                let seq = self.node(s).seq;
+                if best.is_none_or(|(_, bs, _)| seq < bs) {
+                    best = Some((w.count_ones(), seq, s));
+                }
+            }
+        }
+        best.map(|(_, _, s)| s)
+    }
+
+    fn create(&mut self, fam: u32, key: &LineKey, tokens: &[String], toks: Vec<Tok>) -> Slot {
+        let text: Vec<Box<str>> = tokens.iter().map(|t| t.as_str().into()).collect();
+        let id = super::tokens::stable_hash(
+            format!("{:016x}\u{1}{}", key.partition, tokens.join(" ")).as_bytes(),
+        );
+        self.seq += 1;
+        let node = Node {
             id,
-            template,
-            created: true,
+            seq: self.seq,
+            family: fam,
+            text,
+            toks,
+            size: 0,
+            last_used: self.tick,
+            regs: Vec::new(),
+            merged: Vec::new(),
+        };
+        let slot = match self.free.pop() {
+            Some(s) => {
+                self.nodes[s as usize] = Some(node);
+                self.parent[s as usize] = s;
+                s
+            }
+            None => {
+                self.nodes.push(Some(node));
+                self.parent.push(self.nodes.len() as Slot - 1);
+                self.nodes.len() as Slot - 1
+            }
+        };
+        self.live += 1;
+        self.register(fam, slot);
+        let sig = {
+            let n = self.node(slot);
+            let kept: Vec<u64> = n
+                .toks
+                .iter()
+                .filter(|t| !t.var_only)
+                .map(|t| t.hash)
+                .collect();
+            let pow = self.pow.get(kept.len()).to_vec();
+            super::tokens::seq_hash(kept.into_iter(), &pow)
+        };
+        match self.sigs.get(&(key.partition, sig)).copied() {
+            Some(other) => {
+                let root = self.find(other);
+                self.union(root, &[slot]);
+            }
+            None => {
+                self.sigs.insert((key.partition, sig), slot);
+                self.node_mut(slot).regs.push(Reg::Sig(key.partition, sig));
+                self.discover(fam, slot, true);
+            }
+        }
+        slot
+    }
+
+    /// Indexes a node under its template's pattern and skeletons.
+    fn register(&mut self, fam: u32, slot: Slot) {
+        let toks = self.node(slot).toks.clone();
+        let w = Self::pattern_of(&toks);
+        let family = &mut self.families[fam as usize];
+        if !family.members.contains(&slot) {
+            family.members.push(slot);
+        }
+        if let Err(at) = family
+            .patterns
+            .binary_search_by_key(&popcount_order(&w), popcount_order)
+        {
+            family.patterns.insert(at, w);
+        }
+        let h = self.hash_with(&toks, 0);
+        let mut regs = Vec::with_capacity(toks.len() + 1);
+        self.index.entry((fam, w, h)).or_insert(slot);
+        regs.push(Reg::Index(fam, w, h));
+        let pow = self.pow.get(toks.len()).to_vec();
+        for (q, t) in toks.iter().enumerate().take(MAX_POS) {
+            let skel = h.wrapping_add(self.mark.wrapping_sub(t.hash).wrapping_mul(pow[q]));
+            self.buckets
+                .entry((fam, q as u32, skel))
+                .or_default()
+                .push(slot);
+            regs.push(Reg::Bucket(fam, q as u32, skel));
+        }
+        self.node_mut(slot).regs.extend(regs);
+    }
+
+    /// Merges `others` into `root` (a live root).
+    fn union(&mut self, root: Slot, others: &[Slot]) {
+        for &o in others {
+            if o == root {
+                continue;
+            }
+            self.parent[o as usize] = root;
+            let (id, size, merged) = {
+                let n = self.node_mut(o);
+                (n.id, n.size, std::mem::take(&mut n.merged))
+            };
+            let into = self.node(root).id;
+            self.merges.push((id, into));
+            let r = self.node_mut(root);
+            r.size += size;
+            r.merged.push(o);
+            r.merged.extend(merged);
+            self.live -= 1;
         }
     }
 
-    /// Evicts the least recently used eighth of the clusters.
-    fn evict(&mut self) {
-        let mut ages: Vec<(u64, u32)> = self
-            .slots
-            .iter()
-            .enumerate()
-            .filter_map(|(i, c)| c.as_ref().map(|c| (c.last_used, i as u32)))
-            .collect();
-        let n = (self.max_templates / 8).max(1);
-        ages.select_nth_unstable(n - 1);
-        let mut gone = vec![false; self.slots.len()];
-        for &(_, slot) in &ages[..n] {
-            gone[slot as usize] = true;
-            self.slots[slot as usize] = None;
-            self.free.push(slot);
+    /// Finds the variable positions `slot` reveals, merging clusters as they prove variable;
+    /// after a merge (a new wildcard pattern), every cluster of the family is looked at again.
+    fn discover(&mut self, fam: u32, slot: Slot, recheck: bool) {
+        loop {
+            if !self.discover_pass(fam, slot) {
+                return;
+            }
+            if recheck {
+                let me = self.find(slot);
+                let mut members: Vec<(u64, Slot)> = self.families[fam as usize]
+                    .members
+                    .clone()
+                    .into_iter()
+                    .filter(|&m| self.parent[m as usize] == m && m != me)
+                    .map(|m| (self.node(m).seq, m))
+                    .collect();
+                members.sort_unstable();
+                for (_, m) in members {
+                    self.discover(fam, m, false);
+                }
+            }
         }
-        self.groups.retain(|_, members| {
-            members.retain(|&s| !gone[s as usize]);
-            !members.is_empty()
-        });
-        self.live -= n;
+    }
+
+    /// One pass over the buckets of `slot`'s root under each pattern; true after a merge.
+    fn discover_pass(&mut self, fam: u32, slot: Slot) -> bool {
+        let r = self.find(slot);
+        let t = self.node(r).toks.clone();
+        let patterns = self.families[fam as usize].patterns.clone();
+        let pow = self.pow.get(t.len()).to_vec();
+        for w in patterns {
+            let tw: Vec<Tok> = t
+                .iter()
+                .enumerate()
+                .map(|(i, x)| {
+                    if i < MAX_POS && w & (1 << i) != 0 {
+                        self.wild
+                    } else {
+                        *x
+                    }
+                })
+                .collect();
+            let hw = self.hash_with(&tw, 0);
+            for q in 0..t.len().min(MAX_POS) {
+                if w & (1 << q) != 0 {
+                    continue;
+                }
+                let skel = hw.wrapping_add(self.mark.wrapping_sub(tw[q].hash).wrapping_mul(pow[q]));
+                let Some(bucket) = self.buckets.get_mut(&(fam, q as u32, skel)) else {
+                    continue;
+                };
+                if !bucket.contains(&r) {
+                    bucket.push(r);
+                    self.node_mut(r).regs.push(Reg::Bucket(fam, q as u32, skel));
+                }
+                let bucket = self.buckets[&(fam, q as u32, skel)].clone();
+                let mut roots: Vec<Slot> = Vec::new();
+                for m in bucket {
+                    if self.nodes[m as usize].is_none() {
+                        continue;
+                    }
+                    let mr = self.find(m);
+                    if roots.contains(&mr) {
+                        continue;
+                    }
+                    let mt = &self.node(mr).toks;
+                    let same = mt.len() == tw.len()
+                        && mt.iter().zip(&tw).enumerate().all(|(i, (a, b))| {
+                            i == q
+                                || (if i < MAX_POS && w & (1 << i) != 0 {
+                                    self.wild.hash
+                                } else {
+                                    a.hash
+                                }) == b.hash
+                        });
+                    if same {
+                        roots.push(mr);
+                    }
+                }
+                let mut vals: Vec<Tok> = Vec::new();
+                for &m in &roots {
+                    let v = self.node(m).toks[q];
+                    if !vals.iter().any(|x| x.hash == v.hash) {
+                        vals.push(v);
+                    }
+                }
+                let wild = vals.iter().any(|v| v.wild) && vals.iter().any(|v| !v.wild && v.letter);
+                if vals.len() >= self.variable_after || (wild && vals.len() >= 2) {
+                    let nr = *roots
+                        .iter()
+                        .min_by_key(|&&m| self.node(m).seq)
+                        .unwrap_or(&r);
+                    self.union(nr, &roots);
+                    let wild_tok = self.wild;
+                    let n = self.node_mut(nr);
+                    for (i, tok) in n.toks.iter_mut().enumerate() {
+                        if i == q || (i < MAX_POS && w & (1 << i) != 0) {
+                            *tok = wild_tok;
+                            n.text[i] = WILDCARD.into();
+                        }
+                    }
+                    self.register(fam, nr);
+                    return true;
+                }
+            }
+        }
+        false
+    }
+
+    /// Evicts the least recently used eighth of the live templates, with everything merged into
+    /// them and every key that refers to them. The memo is a cache and is simply cleared.
+    fn evict(&mut self) {
+        let mut roots: Vec<(u64, u64, Slot)> = (0..self.nodes.len() as Slot)
+            .filter(|&s| self.nodes[s as usize].is_some() && self.parent[s as usize] == s)
+            .map(|s| (self.node(s).last_used, self.node(s).seq, s))
+            .collect();
+        let n = (self.max_templates / 8).max(1).min(roots.len());
+        roots.select_nth_unstable(n - 1);
+        for &(_, _, root) in &roots[..n] {
+            let mut gone = vec![root];
+            gone.extend(self.node(root).merged.clone());
+            for s in gone {
+                self.drop_node(s);
+            }
+            self.live -= 1;
+        }
+        self.memo.clear();
         self.evicted += n as u64;
     }
 
-    /// Every live cluster: (id, template, size).
-    pub fn templates(&self) -> impl Iterator<Item = (TemplateId, String, u64)> + '_ {
-        self.slots
-            .iter()
-            .flatten()
-            .map(|c| (c.id, c.tokens.join(" "), c.size))
-    }
-}
-
-/// (positions that agree, wildcard positions in the template). A position agrees when the
-/// tokens are equal, or when the template has `<*>` and the line's token is itself a masked
-/// variable; a constant word against `<*>` does not agree, so a template that has decayed into
-/// wildcards does not swallow unrelated lines.
-fn similarity(template: &[String], tokens: &[String]) -> (usize, usize) {
-    let mut same = 0;
-    let mut wild = 0;
-    for (t, x) in template.iter().zip(tokens) {
-        if t == WILDCARD {
-            wild += 1;
-            same += usize::from(x.contains(WILDCARD));
-        } else if t == x {
-            same += 1;
+    fn drop_node(&mut self, s: Slot) {
+        let Some(node) = self.nodes[s as usize].take() else {
+            return;
+        };
+        for reg in node.regs {
+            match reg {
+                Reg::Index(f, w, h) => {
+                    if self.index.get(&(f, w, h)) == Some(&s) {
+                        self.index.remove(&(f, w, h));
+                    }
+                }
+                Reg::Bucket(f, q, k) => {
+                    if let Some(b) = self.buckets.get_mut(&(f, q, k)) {
+                        b.retain(|&m| m != s);
+                        if b.is_empty() {
+                            self.buckets.remove(&(f, q, k));
+                        }
+                    }
+                }
+                Reg::Sig(p, h) => {
+                    if self.sigs.get(&(p, h)) == Some(&s) {
+                        self.sigs.remove(&(p, h));
+                    }
+                }
+            }
         }
+        let family = &mut self.families[node.family as usize];
+        family.members.retain(|&m| m != s);
+        self.parent[s as usize] = s;
+        self.free.push(s);
     }
-    (same, wild)
+
+    /// Every live template: (id, template, lines).
+    pub fn templates(&self) -> impl Iterator<Item = (TemplateId, String, u64)> + '_ {
+        self.nodes
+            .iter()
+            .enumerate()
+            .filter(|(s, n)| n.is_some() && self.parent[*s] == *s as Slot)
+            .filter_map(|(_, n)| n.as_ref())
+            .map(|n| (n.id, n.text.join(" "), n.size))
+    }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::cluster::mask::mask;
-
-    #[test]
-    fn generalises_and_keeps_ids() {
-        let mut m = Miner::new(0.5, 1000);
-        let a = m.insert(&mask("Connection from alpha closed"));
-        let b = m.insert(&mask("Connection from beta closed"));
-        assert!(a.created && !b.created);
-        assert_eq!(a.id, b.id);
-        assert_eq!(b.template, "Connection from <*> closed");
-        let c = m.insert(&mask("Disk full on node 7"));
-        assert_ne!(c.id, a.id);
-        // Same input order, same ids: stable across instances.
-        let mut m2 = Miner::new(0.5, 1000);
-        assert_eq!(m2.insert(&mask("Connection from alpha closed")).id, a.id);
-    }
-
-    #[test]
-    fn bounded_with_eviction() {
-        let mut m = Miner::new(0.5, 64);
-        for i in 0..1000 {
-            m.insert(&[
-                format!("w{}", char::from(b'a' + (i % 26) as u8)).repeat(i % 7 + 1),
-                "x".into(),
-            ]);
-            assert!(m.len() <= 64);
-        }
-        let words: Vec<String> = (0..500)
-            .map(|i| format!("tok{}", "q".repeat(i % 50 + 1)))
-            .collect();
-        for w in &words {
-            m.insert(&[w.clone(), w.clone(), "end".into()]);
-        }
-        assert!(m.len() <= 64 && m.evicted() > 0);
-    }
-}
+#[path = "miner_tests.rs"]
+mod tests;

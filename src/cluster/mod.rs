@@ -11,21 +11,24 @@
 pub mod mask;
 pub mod miner;
 pub mod stage;
+pub mod tokens;
 pub mod trace;
 mod trace_langs;
 
 use serde::{Deserialize, Serialize};
 
-use crate::record::{Clustered, ErrorEvent, Kind};
-use miner::{Miner, stable_hash};
+use crate::record::{Clustered, ErrorEvent, Format, Kind, LogRecord};
+use miner::Miner;
+use tokens::{KeySink, Powers, stable_hash};
 use trace::InApp;
 
 /// `[cluster]`: template mining and trace fingerprints.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct ClusterConfig {
-    /// Fraction (0–1] of a message's positions that must agree with a template to join it.
-    pub similarity: f64,
+    /// A slot of a template becomes a variable once it has taken this many different words
+    /// (two alternatives are a fork: `startup`/`shutdown` stay two templates).
+    pub variable_after: usize,
     /// Most templates kept per worker; beyond it the least recently used are evicted (counted in
     /// `hephaestus_templates_evicted_total`).
     pub max_templates: usize,
@@ -40,7 +43,7 @@ pub struct ClusterConfig {
 impl Default for ClusterConfig {
     fn default() -> Self {
         ClusterConfig {
-            similarity: 0.5,
+            variable_after: 3,
             max_templates: 50_000,
             max_frames: 5,
             in_app: Vec::new(),
@@ -51,10 +54,10 @@ impl Default for ClusterConfig {
 
 impl ClusterConfig {
     pub fn validate(&self) -> Result<(), String> {
-        if !(self.similarity > 0.0 && self.similarity <= 1.0) {
+        if self.variable_after < 2 {
             return Err(format!(
-                "cluster.similarity must be in (0, 1], got {}",
-                self.similarity
+                "cluster.variable_after must be at least 2, got {}",
+                self.variable_after
             ));
         }
         if self.max_templates == 0 || self.max_frames == 0 {
@@ -64,14 +67,22 @@ impl ClusterConfig {
     }
 }
 
+/// The partition key of a message: the hash of its first masked token without a variable.
+pub fn message_key(message: &str) -> u64 {
+    let mut pow = Powers::default();
+    let mut sink = KeySink::new(&mut pow);
+    mask::Masker::default().mask(message, &mut sink);
+    sink.finish().partition
+}
+
 /// Where an event must be clustered: the template partition for messages; anywhere (spread by
 /// position) for traces, whose fingerprint needs no state.
 pub fn exchange_key(ev: &ErrorEvent) -> u64 {
     let rec = &ev.record;
-    if rec.trace.is_some() {
+    if rec.trace.is_some() || rec.format == Format::Access {
         crate::pipeline::spread(&rec.pos)
     } else {
-        miner::partition_key(&mask::mask(&rec.message))
+        message_key(&rec.message)
     }
 }
 
@@ -85,7 +96,7 @@ pub struct Clusterer {
 impl Clusterer {
     pub fn new(cfg: &ClusterConfig) -> Clusterer {
         Clusterer {
-            miner: Miner::new(cfg.similarity, cfg.max_templates),
+            miner: Miner::new(cfg.variable_after, cfg.max_templates),
             in_app: InApp {
                 include: cfg.in_app.clone(),
                 exclude: cfg.not_in_app.clone(),
@@ -101,6 +112,17 @@ impl Clusterer {
 
     pub fn cluster(&mut self, event: ErrorEvent) -> Clustered {
         let rec = &event.record;
+        if rec.format == Format::Access {
+            let route = access_route(rec);
+            let fingerprint = stable_hash(format!("access\u{1}{route}").as_bytes());
+            return Clustered {
+                event,
+                fingerprint,
+                kind: Kind::Message,
+                title: route.clone(),
+                template: route,
+            };
+        }
         if let Some(trace_text) = &rec.trace {
             let template = mask::mask_line(&rec.message);
             if let Some(trace) = trace::parse(&rec.message, trace_text, &self.in_app) {
@@ -135,10 +157,72 @@ impl Clusterer {
     }
 }
 
+/// An access-log request as a route: `GET /api/orders/{id} 502`. Path segments that hold a
+/// digit or are long (ids, hashes, tokens) become `{id}`; the query string is dropped.
+pub fn access_route(rec: &LogRecord) -> String {
+    let field = |k: &str| {
+        rec.fields
+            .iter()
+            .find(|(n, _)| n == k)
+            .map_or("", |(_, v)| v.as_str())
+    };
+    let path = field("path").split(['?', '#']).next().unwrap_or("");
+    let segments: Vec<&str> = path
+        .split('/')
+        .map(|seg| {
+            if seg.bytes().any(|b| b.is_ascii_digit()) || seg.len() > 32 {
+                "{id}"
+            } else {
+                seg
+            }
+        })
+        .collect();
+    format!(
+        "{} {} {}",
+        field("method"),
+        segments.join("/"),
+        field("status")
+    )
+}
+
 /// Longest title, in bytes, before it is cut with `…`.
 const TITLE_BYTES: usize = 160;
 
 /// Cuts a title to `TITLE_BYTES`.
 pub(crate) fn truncate(s: &str) -> String {
     crate::record::truncate(s, TITLE_BYTES)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::record::Level;
+
+    fn access(method: &str, path: &str, status: &str) -> ErrorEvent {
+        let fields = [("method", method), ("path", path), ("status", status)]
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let record = LogRecord {
+            format: Format::Access,
+            fields,
+            ..LogRecord::default()
+        };
+        ErrorEvent {
+            record,
+            severity: Level::Error,
+            reasons: vec!["http_status".into()],
+        }
+    }
+
+    #[test]
+    fn access_errors_group_by_route() {
+        let mut c = Clusterer::new(&ClusterConfig::default());
+        let a = c.cluster(access("GET", "/api/orders/8812?x=1", "502"));
+        let b = c.cluster(access("GET", "/api/orders/17", "502"));
+        let other = c.cluster(access("GET", "/cart/17", "502"));
+        assert_eq!(a.title, "GET /api/orders/{id} 502");
+        assert_eq!(a.fingerprint, b.fingerprint);
+        assert_ne!(a.fingerprint, other.fingerprint);
+    }
 }

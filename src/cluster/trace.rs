@@ -8,7 +8,7 @@
 //! Go and Rust panics have no exception type: the masked panic message stands in. No state.
 
 use super::mask::mask_line;
-use super::miner::stable_hash;
+use super::tokens::stable_hash;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Lang {

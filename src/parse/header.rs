@@ -84,6 +84,16 @@ impl HeaderFormat {
         &self.template
     }
 
+    /// The `<Content>` part of a line, or `None` when the line does not match.
+    pub fn content<'a>(&self, line: &'a str) -> Option<&'a str> {
+        let caps = self.regex.captures(line)?;
+        self.names
+            .iter()
+            .find(|n| role(n) == Role::Content)
+            .and_then(|n| caps.name(n))
+            .map(|m| m.as_str())
+    }
+
     pub(crate) fn parse(&self, line: &str, rec: &mut LogRecord, year: i32) -> Result<(), Reject> {
         let caps = self.regex.captures(line).ok_or_else(|| {
             (

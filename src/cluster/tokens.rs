@@ -1,0 +1,196 @@
+//! Token hashing for the miner: per-token hashes and flags, and the positional sequence hash
+//! from which every lookup key (exact line, wildcard pattern, skeleton) is derived in O(1) per
+//! position.
+//!
+//! In: masked tokens (strings, or bytes from the masking scanner). Out: `Tok`s and 64-bit
+//! hashes. No state besides the table of powers. The hash is positional and polynomial,
+//! `H = Σ h_i · P^i`, so replacing the token at position `q` by another is
+//! `H + (h' − h_q) · P^q`.
+
+use super::mask::{Sink, WILDCARD};
+
+/// Stable 64-bit hash (xxh3 is a fixed algorithm: the same on every platform and release).
+pub fn stable_hash(bytes: &[u8]) -> u64 {
+    xxhash_rust::xxh3::xxh3_64(bytes)
+}
+
+/// The multiplier of the positional hash (odd, so multiplication is invertible mod 2^64).
+const P: u64 = 0x9e37_79b9_7f4a_7c15;
+
+/// A masked token as the miner sees it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Tok {
+    pub hash: u64,
+    /// Exactly `<*>`.
+    pub wild: bool,
+    /// Only variables and punctuation (`<*>:<*>`, `(<*>)`): carries no constant word.
+    pub var_only: bool,
+    /// Has a letter outside its variables (a word, not a symbol like `****`).
+    pub letter: bool,
+    /// Contains a variable (`user=<*>`).
+    pub has_wild: bool,
+}
+
+impl Tok {
+    pub fn of(bytes: &[u8]) -> Tok {
+        let w = WILDCARD.as_bytes();
+        let mut letter = false;
+        let mut alnum = false;
+        let mut has_wild = false;
+        let mut i = 0;
+        while i < bytes.len() {
+            if bytes[i..].starts_with(w) {
+                has_wild = true;
+                i += w.len();
+                continue;
+            }
+            letter |= bytes[i].is_ascii_alphabetic();
+            alnum |= bytes[i].is_ascii_alphanumeric();
+            i += 1;
+        }
+        Tok {
+            hash: stable_hash(bytes),
+            wild: bytes == w,
+            var_only: has_wild && !alnum,
+            letter,
+            has_wild,
+        }
+    }
+
+    pub fn wildcard() -> Tok {
+        Tok::of(WILDCARD.as_bytes())
+    }
+}
+
+/// The hash that stands for "this position is left out" in skeleton keys.
+pub fn mark_hash() -> u64 {
+    stable_hash(b"\x00skeleton-slot\x00")
+}
+
+/// Powers of `P`, grown on demand.
+#[derive(Default)]
+pub struct Powers(Vec<u64>);
+
+impl Powers {
+    pub fn get(&mut self, n: usize) -> &[u64] {
+        if self.0.is_empty() {
+            self.0.push(1);
+        }
+        while self.0.len() < n {
+            let last = *self.0.last().unwrap_or(&1);
+            self.0.push(last.wrapping_mul(P));
+        }
+        &self.0[..n]
+    }
+}
+
+/// `Σ h_i · P^i` over the token hashes.
+pub fn seq_hash(hashes: impl Iterator<Item = u64>, pow: &[u64]) -> u64 {
+    hashes
+        .zip(pow)
+        .fold(0u64, |acc, (h, p)| acc.wrapping_add(h.wrapping_mul(*p)))
+}
+
+/// The partition key and memo key of a masked line, computed from the tokens alone.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LineKey {
+    /// Hash of the first token without a variable: the exchange key.
+    pub partition: u64,
+    /// Positional hash of all tokens.
+    pub seq: u64,
+    pub len: u32,
+}
+
+impl LineKey {
+    /// The memo key: the exact masked line within its partition.
+    pub fn memo(&self) -> u64 {
+        stable_hash(
+            &[
+                self.partition.to_le_bytes(),
+                self.seq.to_le_bytes(),
+                u64::from(self.len).to_le_bytes(),
+            ]
+            .concat(),
+        )
+    }
+}
+
+/// A masking sink that computes the `LineKey` without building strings (the fast path).
+pub struct KeySink<'a> {
+    pow: &'a mut Powers,
+    key: LineKey,
+    found_partition: bool,
+}
+
+impl<'a> KeySink<'a> {
+    pub fn new(pow: &'a mut Powers) -> KeySink<'a> {
+        KeySink {
+            pow,
+            key: LineKey::default(),
+            found_partition: false,
+        }
+    }
+
+    pub fn finish(self) -> LineKey {
+        let mut key = self.key;
+        if !self.found_partition {
+            key.partition = stable_hash(b"");
+        }
+        key
+    }
+}
+
+impl Sink for KeySink<'_> {
+    fn token(&mut self, token: &[u8]) {
+        let i = self.key.len as usize;
+        let p = self.pow.get(i + 1)[i];
+        self.key.seq = self
+            .key
+            .seq
+            .wrapping_add(stable_hash(token).wrapping_mul(p));
+        self.key.len += 1;
+        if !self.found_partition && memchr::memmem::find(token, WILDCARD.as_bytes()).is_none() {
+            self.key.partition = stable_hash(token);
+            self.found_partition = true;
+        }
+    }
+}
+
+/// The `LineKey` of already masked tokens (must agree with `KeySink`).
+pub fn line_key(tokens: &[String], pow: &mut Powers) -> LineKey {
+    let mut sink = KeySink::new(pow);
+    for t in tokens {
+        sink.token(t.as_bytes());
+    }
+    sink.finish()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cluster::mask::{Masker, mask};
+
+    #[test]
+    fn key_sink_agrees_with_strings() {
+        let mut pow = Powers::default();
+        for line in [
+            "Received block blk_1 of size 12 from /10.0.0.1",
+            "<*> only vars 17",
+            "",
+            "a b c",
+        ] {
+            let mut sink = KeySink::new(&mut pow);
+            Masker::default().mask(line, &mut sink);
+            let fast = sink.finish();
+            assert_eq!(fast, line_key(&mask(line), &mut pow), "{line}");
+        }
+    }
+
+    #[test]
+    fn flags() {
+        assert!(
+            Tok::of(b"<*>").wild && Tok::of(b"<*>:<*>").var_only && !Tok::of(b"user=<*>").var_only
+        );
+        assert!(Tok::of(b"ns.example.com").letter && !Tok::of(b"****").letter);
+    }
+}
