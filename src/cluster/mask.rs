@@ -14,115 +14,189 @@
 /// The wildcard used in templates (the Loghub convention).
 pub const WILDCARD: &str = "<*>";
 
-/// Month and weekday names: always part of a date, so variables.
-const DATE_WORDS: &[&str] = &[
-    "mon",
-    "tue",
-    "wed",
-    "thu",
-    "fri",
-    "sat",
-    "sun",
-    "jan",
-    "feb",
-    "mar",
-    "apr",
-    "may",
-    "jun",
-    "jul",
-    "aug",
-    "sep",
-    "oct",
-    "nov",
-    "dec",
-    "monday",
-    "tuesday",
-    "wednesday",
-    "thursday",
-    "friday",
-    "saturday",
-    "sunday",
-    "january",
-    "february",
-    "march",
-    "april",
-    "june",
-    "july",
-    "august",
-    "september",
-    "october",
-    "november",
-    "december",
-];
+/// Month and weekday names: always part of a date, so variables. `lower` is lowercase.
+fn date_word(lower: &[u8]) -> bool {
+    matches!(
+        lower,
+        b"mon"
+            | b"tue"
+            | b"wed"
+            | b"thu"
+            | b"fri"
+            | b"sat"
+            | b"sun"
+            | b"jan"
+            | b"feb"
+            | b"mar"
+            | b"apr"
+            | b"may"
+            | b"jun"
+            | b"jul"
+            | b"aug"
+            | b"sep"
+            | b"oct"
+            | b"nov"
+            | b"dec"
+            | b"monday"
+            | b"tuesday"
+            | b"wednesday"
+            | b"thursday"
+            | b"friday"
+            | b"saturday"
+            | b"sunday"
+            | b"january"
+            | b"february"
+            | b"march"
+            | b"april"
+            | b"june"
+            | b"july"
+            | b"august"
+            | b"september"
+            | b"october"
+            | b"november"
+            | b"december"
+    )
+}
 
-/// Units that belong to the number before them.
-const UNITS: &[&str] = &[
-    "b", "kb", "mb", "gb", "tb", "kib", "mib", "gib", "bytes", "ms", "us", "ns", "s", "sec",
-    "secs", "seconds", "min", "mins", "minutes", "h", "hrs", "hours", "%",
-];
+/// Units that belong to the number before them. `lower` is lowercase.
+fn unit_word(lower: &[u8]) -> bool {
+    matches!(
+        lower,
+        b"b" | b"kb"
+            | b"mb"
+            | b"gb"
+            | b"tb"
+            | b"kib"
+            | b"mib"
+            | b"gib"
+            | b"bytes"
+            | b"ms"
+            | b"us"
+            | b"ns"
+            | b"s"
+            | b"sec"
+            | b"secs"
+            | b"seconds"
+            | b"min"
+            | b"mins"
+            | b"minutes"
+            | b"h"
+            | b"hrs"
+            | b"hours"
+            | b"%"
+    )
+}
+
+/// `word` lowercased into `buf` when it is short enough to be a date word or unit.
+fn lowered<'a>(word: &[u8], buf: &'a mut [u8; 9]) -> Option<&'a [u8]> {
+    if word.is_empty() || word.len() > buf.len() {
+        return None;
+    }
+    for (d, s) in buf.iter_mut().zip(word) {
+        *d = s.to_ascii_lowercase();
+    }
+    Some(&buf[..word.len()])
+}
 
 /// Receives the masked tokens of one message, in order.
 pub trait Sink {
     fn token(&mut self, token: &[u8]);
 }
 
-/// Characters that glue pieces together inside one whitespace-separated token.
-fn is_delim(b: u8) -> bool {
-    matches!(
-        b,
-        b'=' | b':'
-            | b','
-            | b';'
-            | b'('
-            | b')'
-            | b'['
-            | b']'
-            | b'{'
-            | b'}'
-            | b'<'
-            | b'>'
-            | b'"'
-            | b'\''
-            | b'|'
-            | b'/'
-    )
+const DELIM: u8 = 1;
+const DIGIT: u8 = 2;
+const HEXISH: u8 = 4;
+const ALPHA: u8 = 8;
+const SLASH: u8 = 16;
+
+/// Byte classes: delimiters glue pieces together inside one whitespace-separated token; hexish
+/// bytes make up numbers, hex and ids (`0x1f`, `10.0.0.1`, `12-ab_3`).
+static CLASS: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let delims = b"=:,;()[]{}<>\"'|/";
+    let mut i = 0;
+    while i < delims.len() {
+        t[delims[i] as usize] |= DELIM;
+        i += 1;
+    }
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        if c.is_ascii_digit() {
+            t[b] |= DIGIT | HEXISH;
+        }
+        if c.is_ascii_hexdigit() {
+            t[b] |= HEXISH;
+        }
+        if c.is_ascii_alphabetic() {
+            t[b] |= ALPHA;
+        }
+        b += 1;
+    }
+    let hexish = b".-_x+#*";
+    let mut i = 0;
+    while i < hexish.len() {
+        t[hexish[i] as usize] |= HEXISH;
+        i += 1;
+    }
+    t[b'/' as usize] |= SLASH;
+    t[b'\\' as usize] |= SLASH;
+    t
+};
+
+fn is_unit(word: &[u8]) -> bool {
+    let mut buf = [0u8; 9];
+    lowered(word, &mut buf).is_some_and(unit_word)
 }
 
-fn is_hexish(b: u8) -> bool {
-    b.is_ascii_hexdigit() || matches!(b, b'.' | b'-' | b'_' | b'x' | b'+' | b'#' | b'*')
+/// What the scanner learns about a piece while looking for its end.
+#[derive(Clone, Copy)]
+struct Stats {
+    digits: u32,
+    runs: u32,
+    run: u32,
+    longest: u32,
+    /// AND of the classes of all bytes.
+    all: u8,
 }
 
-fn in_list(word: &[u8], list: &[&str]) -> bool {
-    word.len() <= 9 && list.iter().any(|w| w.as_bytes().eq_ignore_ascii_case(word))
+impl Stats {
+    const EMPTY: Stats = Stats {
+        digits: 0,
+        runs: 0,
+        run: 0,
+        longest: 0,
+        all: 0xff,
+    };
+
+    fn add(&mut self, class: u8) {
+        if class & DIGIT != 0 {
+            self.digits += 1;
+            self.runs += u32::from(self.run == 0);
+            self.run += 1;
+            self.longest = self.longest.max(self.run);
+        } else {
+            self.run = 0;
+        }
+        self.all &= class;
+    }
 }
 
 /// Is this delimiter-free piece a variable by its form?
-fn is_variable(piece: &[u8]) -> bool {
-    if in_list(piece, DATE_WORDS) {
-        return true;
+fn is_variable(piece: &[u8], st: &Stats) -> bool {
+    if st.digits == 0 {
+        let mut buf = [0u8; 9];
+        return st.all & ALPHA != 0 && lowered(piece, &mut buf).is_some_and(date_word);
     }
     // A number with its unit glued on: `12ms`, `3.5KB`, `80%`.
     let num = piece
         .iter()
         .take_while(|&&b| b.is_ascii_digit() || b == b'.')
         .count();
-    if num > 0 && piece[0].is_ascii_digit() && num < piece.len() && in_list(&piece[num..], UNITS) {
+    if piece[0].is_ascii_digit() && num < piece.len() && is_unit(&piece[num..]) {
         return true;
     }
-    let (mut runs, mut longest, mut run, mut digits) = (0, 0, 0, false);
-    for &b in piece {
-        if b.is_ascii_digit() {
-            digits = true;
-            if run == 0 {
-                runs += 1;
-            }
-            run += 1;
-            longest = longest.max(run);
-        } else {
-            run = 0;
-        }
-    }
-    digits && (piece.iter().all(|&b| is_hexish(b)) || runs >= 2 || longest >= 3)
+    st.all & HEXISH != 0 || st.runs >= 2 || st.longest >= 3
 }
 
 /// `/a/b`, `./a/b`, `~/a/b` or `C:\…`, once surrounding quotes and brackets are stripped.
@@ -154,50 +228,66 @@ impl Masker {
     pub fn mask(&mut self, message: &str, sink: &mut impl Sink) {
         self.has_prev = false;
         self.prev.clear();
-        for tok in message.split_whitespace() {
-            let tok = tok.as_bytes();
-            self.cur.clear();
-            if memchr::memmem::find(tok, b"://").is_some() || is_path(tok) {
-                self.cur.extend_from_slice(WILDCARD.as_bytes());
-            } else {
-                self.pieces(tok);
+        if message.is_ascii() {
+            let ws = |b: &u8| matches!(b, b' ' | b'\t' | b'\n' | b'\x0b' | b'\x0c' | b'\r');
+            for tok in message.as_bytes().split(ws).filter(|t| !t.is_empty()) {
+                self.token(tok, sink);
             }
-            self.push(sink);
+        } else {
+            for tok in message.split_whitespace() {
+                self.token(tok.as_bytes(), sink);
+            }
         }
         if self.has_prev {
             sink.token(&self.prev);
         }
     }
 
-    /// Builds the masked form of one whitespace token into `cur`.
-    fn pieces(&mut self, tok: &[u8]) {
-        let mut start = 0;
-        let mut i = 0;
+    fn token(&mut self, tok: &[u8], sink: &mut impl Sink) {
+        self.cur.clear();
+        let slashes = self.pieces(tok);
+        if slashes && (memchr::memmem::find(tok, b"://").is_some() || is_path(tok)) {
+            self.cur.clear();
+            self.cur.extend_from_slice(WILDCARD.as_bytes());
+        }
+        self.push(sink);
+    }
+
+    /// Builds the masked form of one whitespace token into `cur`, in one pass; returns whether
+    /// the token holds a slash or backslash (it may then be a URL or a path).
+    fn pieces(&mut self, tok: &[u8]) -> bool {
+        let (mut start, mut i, mut slashes) = (0, 0, 0u8);
+        let mut st = Stats::EMPTY;
         while i < tok.len() {
             let b = tok[i];
-            let dots = if b == b'.' {
-                tok[i..].iter().take_while(|&&c| c == b'.').count()
-            } else {
-                0
-            };
-            if is_delim(b) || dots >= 2 {
-                self.piece(&tok[start..i]);
-                let n = dots.max(1);
+            let class = CLASS[b as usize];
+            slashes |= class & SLASH;
+            let dots = b == b'.' && tok.get(i + 1) == Some(&b'.');
+            if class & DELIM != 0 || dots {
+                self.piece(&tok[start..i], &st);
+                let n = if dots {
+                    tok[i..].iter().take_while(|&&c| c == b'.').count()
+                } else {
+                    1
+                };
                 self.cur.extend_from_slice(&tok[i..i + n]);
                 i += n;
                 start = i;
+                st = Stats::EMPTY;
             } else {
+                st.add(class);
                 i += 1;
             }
         }
-        self.piece(&tok[start..]);
+        self.piece(&tok[start..], &st);
+        slashes != 0
     }
 
-    fn piece(&mut self, piece: &[u8]) {
+    fn piece(&mut self, piece: &[u8], st: &Stats) {
         if piece.is_empty() {
             return;
         }
-        if is_variable(piece) {
+        if is_variable(piece, st) {
             if !ends_with_wild(&self.cur) {
                 self.cur.extend_from_slice(WILDCARD.as_bytes());
             }
@@ -215,7 +305,7 @@ impl Masker {
                 .iter()
                 .take_while(|&&b| b.is_ascii_alphabetic() || b == b'%')
                 .count();
-            if alpha > 0 && in_list(&self.cur[..alpha], UNITS) {
+            if alpha > 0 && is_unit(&self.cur[..alpha]) {
                 let rest = self.cur[alpha..].to_vec();
                 self.prev.extend_from_slice(&rest);
                 return;

@@ -3,7 +3,8 @@
 //! In: the header template (once, at plan time) and then one line at a time. Out: the record with
 //! date/time fields joined into the timestamp, `Level`, `Component`/`Service`/`Logger` as service,
 //! `Node`/`Host` as host, `Content` as message, every other field as a field. A line that does
-//! not match is rejected as `format_mismatch`. The compiled regex is the only state.
+//! not match is rejected as `format_mismatch`. The compiled matcher is the only state: a plain
+//! scanner when the literals are plain text (`header_scan.rs`), the regex otherwise.
 //!
 //! As in logparser, literal text between fields is a regular expression (so `\[<Pid>\]` and
 //! optional groups work) and runs of spaces match any whitespace.
@@ -11,6 +12,7 @@
 use regex::Regex;
 
 use super::Reject;
+use super::header_scan::Scanner;
 use crate::record::{DeadReason, Format, Level, LogRecord};
 use crate::time;
 
@@ -20,6 +22,9 @@ pub struct HeaderFormat {
     regex: Regex,
     /// Capture-group names in template order.
     names: Vec<String>,
+    /// The regex-free matcher, when the template's literals are plain text.
+    scanner: Option<Scanner>,
+    content: usize,
 }
 
 #[derive(Clone, Copy, PartialEq)]
@@ -47,6 +52,7 @@ impl HeaderFormat {
     pub fn new(template: &str) -> Result<HeaderFormat, String> {
         let mut pattern = String::from("^");
         let mut names = Vec::new();
+        let mut literals: Vec<&str> = Vec::new();
         let mut rest = template;
         while let Some(open) = rest.find('<') {
             let close = rest[open..]
@@ -54,6 +60,7 @@ impl HeaderFormat {
                 .map(|c| open + c)
                 .ok_or_else(|| format!("unclosed `<` in header `{template}`"))?;
             pattern.push_str(&literal(&rest[..open]));
+            literals.push(&rest[..open]);
             let name = &rest[open + 1..close];
             if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
                 return Err(format!("bad field name `<{name}>` in header `{template}`"));
@@ -68,15 +75,18 @@ impl HeaderFormat {
             rest = &rest[close + 1..];
         }
         pattern.push_str(&literal(rest));
+        literals.push(rest);
         pattern.push('$');
-        if !names.iter().any(|n| role(n) == Role::Content) {
+        let Some(content) = names.iter().position(|n| role(n) == Role::Content) else {
             return Err(format!("header `{template}` has no <Content> field"));
-        }
+        };
         let regex = Regex::new(&pattern).map_err(|e| format!("header `{template}`: {e}"))?;
         Ok(HeaderFormat {
             template: template.to_string(),
             regex,
             names,
+            scanner: Scanner::compile(&literals),
+            content,
         })
     }
 
@@ -84,28 +94,50 @@ impl HeaderFormat {
         &self.template
     }
 
-    /// The `<Content>` part of a line, or `None` when the line does not match.
-    pub fn content<'a>(&self, line: &'a str) -> Option<&'a str> {
+    /// The value of every field (in template order), or `None` when the line does not match.
+    fn fields<'a>(&self, line: &'a str, spans: &mut Vec<(usize, usize)>) -> Option<Vec<&'a str>> {
+        if let Some(scanner) = &self.scanner {
+            return scanner
+                .spans(line.as_bytes(), spans)
+                .then(|| spans.iter().map(|&(a, b)| &line[a..b]).collect());
+        }
         let caps = self.regex.captures(line)?;
-        self.names
-            .iter()
-            .find(|n| role(n) == Role::Content)
-            .and_then(|n| caps.name(n))
+        Some(
+            self.names
+                .iter()
+                .map(|n| caps.name(n).map_or("", |m| m.as_str()))
+                .collect(),
+        )
+    }
+
+    /// The `<Content>` part of a line, or `None` when the line does not match.
+    pub fn content<'a>(&self, line: &'a str, spans: &mut Vec<(usize, usize)>) -> Option<&'a str> {
+        if let Some(scanner) = &self.scanner {
+            return scanner.spans(line.as_bytes(), spans).then(|| {
+                let (a, b) = spans[self.content];
+                &line[a..b]
+            });
+        }
+        self.content_by_regex(line)
+    }
+
+    /// The `<Content>` part through the regex only (the reference for the fast path).
+    pub fn content_by_regex<'a>(&self, line: &'a str) -> Option<&'a str> {
+        self.regex
+            .captures(line)
+            .and_then(|c| c.name(&self.names[self.content]))
             .map(|m| m.as_str())
     }
 
     pub(crate) fn parse(&self, line: &str, rec: &mut LogRecord, year: i32) -> Result<(), Reject> {
-        let caps = self.regex.captures(line).ok_or_else(|| {
+        let values = self.fields(line, &mut Vec::new()).ok_or_else(|| {
             (
                 DeadReason::FormatMismatch,
                 format!("line does not match header `{}`", self.template),
             )
         })?;
         let mut time_parts: Vec<&str> = Vec::new();
-        for name in &self.names {
-            let Some(value) = caps.name(name).map(|m| m.as_str()) else {
-                continue;
-            };
+        for (name, value) in self.names.iter().zip(values) {
             match role(name) {
                 Role::Time => time_parts.push(value),
                 Role::Level => rec.level = Level::parse(value).unwrap_or(Level::Unknown),

@@ -13,6 +13,7 @@ mod access;
 mod config;
 mod generic;
 mod header;
+mod header_scan;
 mod json;
 mod logfmt;
 pub mod stage;

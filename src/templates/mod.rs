@@ -1,0 +1,234 @@
+//! `hephaestus templates`: mine a log file into message templates and write, for every line,
+//! the cluster it ends up in (Loghub's `LineId,ClusterId,EventTemplate` CSV).
+//!
+//! In: a file (plain or gzip) and, optionally, a Loghub header template whose `<Content>` is
+//! mined (lines that do not match it are mined whole). Out: the assignments CSV, one row per
+//! line in input order with each line's *final* cluster (a cluster that generalised or merged
+//! later is reported for the earlier lines too), and optionally a templates CSV. Uses the job's
+//! `Miner`. State: one miner per worker and one slot per line.
+//!
+//! The file goes through in rounds (`input.rs`); per round, all workers compute the lines' keys,
+//! then each worker mines the lines of its partitions in line order (`phases.rs`), so the
+//! assignments are the same for any number of workers.
+
+mod input;
+mod phases;
+
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use serde::Serialize;
+
+use crate::cluster::ClusterConfig;
+use crate::cluster::miner::{Miner, Slot};
+use crate::parse::HeaderFormat;
+use input::{Chunk, Input};
+
+/// Worker number in the top bits of a line's assignment, slot below.
+const SLOT_BITS: u32 = 26;
+/// Lines formatted per step of the CSV writer.
+const WRITE_STEP: usize = 1 << 18;
+
+/// What to mine and where to write.
+#[derive(Debug, Clone)]
+pub struct Request {
+    pub file: PathBuf,
+    pub log_format: Option<String>,
+    pub workers: usize,
+    pub assignments: PathBuf,
+    pub templates: Option<PathBuf>,
+    pub cluster: ClusterConfig,
+}
+
+/// Figures from one run.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub lines: u64,
+    pub templates: usize,
+    /// Wall time of the whole run.
+    pub seconds: f64,
+    pub lines_per_second: f64,
+    /// Reading, masking and mining (the steady state); the rest is writing the CSVs.
+    pub mining_seconds: f64,
+    pub mining_lines_per_second: f64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum TemplatesError {
+    #[error("--log-format: {0}")]
+    Format(String),
+    #[error("{path}: {source}")]
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("too many templates for one worker (at most {0})")]
+    TooMany(u32),
+}
+
+fn io(path: &Path) -> impl Fn(std::io::Error) -> TemplatesError + '_ {
+    move |source| TemplatesError::Io {
+        path: path.display().to_string(),
+        source,
+    }
+}
+
+/// Quotes a CSV field when it needs it (RFC 4180).
+fn csv_field(s: &str) -> std::borrow::Cow<'_, str> {
+    if s.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", s.replace('"', "\"\"")).into()
+    } else {
+        s.into()
+    }
+}
+
+pub fn run(req: &Request) -> Result<Report, TemplatesError> {
+    let header = req
+        .log_format
+        .as_deref()
+        .map(HeaderFormat::new)
+        .transpose()
+        .map_err(TemplatesError::Format)?;
+    let workers = req.workers.clamp(1, 64);
+    let started = Instant::now();
+    let mut input = Input::open(&req.file).map_err(io(&req.file))?;
+    let mut miners: Vec<Miner> = (0..workers)
+        .map(|_| Miner::new(req.cluster.variable_after, usize::MAX >> 1))
+        .collect();
+    let mut chunks: Vec<Chunk> = (0..workers).map(|_| Chunk::default()).collect();
+    let mut keys = vec![Vec::new(); workers];
+    let mut mined = vec![Vec::new(); workers];
+    let mut owned = vec![Vec::new(); workers];
+    let mut assigned: Vec<u32> = Vec::new();
+    loop {
+        let n = input.next_round(&mut chunks).map_err(io(&req.file))?;
+        if n == 0 {
+            break;
+        }
+        phases::keys(
+            &chunks[..n],
+            header.as_ref(),
+            workers,
+            &mut keys[..n],
+            &mut owned,
+        );
+        phases::mine(
+            &chunks[..n],
+            &keys[..n],
+            &owned,
+            header.as_ref(),
+            &mut miners,
+            &mut mined,
+        );
+        let mut base = vec![assigned.len()];
+        for c in &chunks[..n] {
+            base.push(base[base.len() - 1] + c.lines.len());
+        }
+        assigned.resize(base[n], 0);
+        for (w, lines) in mined.iter().enumerate() {
+            for &(c, i, slot) in lines {
+                if slot >= 1 << SLOT_BITS {
+                    return Err(TemplatesError::TooMany(1 << SLOT_BITS));
+                }
+                assigned[base[c as usize] + i as usize] = ((w as u32) << SLOT_BITS) | slot;
+            }
+        }
+    }
+    let mining_seconds = started.elapsed().as_secs_f64();
+    write_assignments(&req.assignments, &assigned, &mut miners, workers)?;
+    if let Some(path) = &req.templates {
+        let mut out = BufWriter::new(std::fs::File::create(path).map_err(io(path))?);
+        writeln!(out, "ClusterId,EventTemplate,Occurrences").map_err(io(path))?;
+        for miner in &miners {
+            for (id, t, n) in miner.templates() {
+                writeln!(out, "{id:016x},{},{n}", csv_field(&t)).map_err(io(path))?;
+            }
+        }
+        out.flush().map_err(io(path))?;
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    let lines = assigned.len() as u64;
+    Ok(Report {
+        lines,
+        templates: miners.iter().map(Miner::len).sum(),
+        seconds,
+        lines_per_second: lines as f64 / seconds.max(1e-9),
+        mining_seconds,
+        mining_lines_per_second: lines as f64 / mining_seconds.max(1e-9),
+    })
+}
+
+/// One row per line. Each slot's final cluster is resolved once into its CSV tail
+/// (`,id,template\n`); rows are then formatted in parallel, step by step, and written in order.
+fn write_assignments(
+    path: &Path,
+    assigned: &[u32],
+    miners: &mut [Miner],
+    workers: usize,
+) -> Result<(), TemplatesError> {
+    let mut tails: Vec<Vec<Option<Box<[u8]>>>> = miners.iter().map(|_| Vec::new()).collect();
+    for &a in assigned {
+        let (w, slot) = (
+            (a >> SLOT_BITS) as usize,
+            (a & ((1 << SLOT_BITS) - 1)) as Slot,
+        );
+        let cache = &mut tails[w];
+        if cache.len() <= slot as usize {
+            cache.resize(slot as usize + 1, None);
+        }
+        if cache[slot as usize].is_none() {
+            let (id, t) = miners[w].resolve(slot).unwrap_or_default();
+            cache[slot as usize] = Some(
+                format!(",{id:016x},{}\n", csv_field(&t))
+                    .into_bytes()
+                    .into_boxed_slice(),
+            );
+        }
+    }
+    let mut out = BufWriter::with_capacity(1 << 20, std::fs::File::create(path).map_err(io(path))?);
+    out.write_all(b"LineId,ClusterId,EventTemplate\n")
+        .map_err(io(path))?;
+    let tails = &tails;
+    let mut bufs: Vec<Vec<u8>> = vec![Vec::new(); workers];
+    for (step, lines) in assigned.chunks(WRITE_STEP).enumerate() {
+        let first = step * WRITE_STEP;
+        std::thread::scope(|s| {
+            for (part, buf) in bufs.iter_mut().enumerate() {
+                let range = lines.len() * part / workers..lines.len() * (part + 1) / workers;
+                s.spawn(move || {
+                    buf.clear();
+                    let mut num = [0u8; 20];
+                    for (k, &a) in lines[range.clone()].iter().enumerate() {
+                        let (w, slot) = (
+                            (a >> SLOT_BITS) as usize,
+                            (a & ((1 << SLOT_BITS) - 1)) as usize,
+                        );
+                        buf.extend_from_slice(digits(
+                            &mut num,
+                            (first + range.start + k) as u64 + 1,
+                        ));
+                        buf.extend_from_slice(tails[w][slot].as_deref().unwrap_or(b",,\n"));
+                    }
+                });
+            }
+        });
+        for buf in &bufs {
+            out.write_all(buf).map_err(io(path))?;
+        }
+    }
+    out.flush().map_err(io(path))
+}
+
+/// Formats a line number into `buf`, returning the digits.
+fn digits(buf: &mut [u8; 20], mut n: u64) -> &[u8] {
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            return &buf[i..];
+        }
+    }
+}
