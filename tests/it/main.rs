@@ -10,6 +10,7 @@ mod common;
 mod dedup;
 mod golden;
 mod live;
+mod loghub;
 mod processes;
 mod reference;
 mod specs;

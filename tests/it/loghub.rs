@@ -1,0 +1,176 @@
+//! Template mining on the labelled Loghub-2k datasets in ../shared/loghub (skipped, with a
+//! notice, when they are absent): the accuracy bar with one configuration, identical
+//! assignments for any number of workers, the header fast path equal to the regex on every
+//! line, and no new templates when the same logs are replayed.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use hephaestus::parse::HeaderFormat;
+
+use crate::common::root;
+
+fn loghub() -> Option<PathBuf> {
+    let dir = root().join("../shared/loghub");
+    if dir.join("formats.json").exists() {
+        Some(dir)
+    } else {
+        eprintln!("skipped: no Loghub data at {}", dir.display());
+        None
+    }
+}
+
+fn datasets(dir: &Path) -> Vec<(String, String)> {
+    let formats: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.join("formats.json")).expect("formats.json"),
+    )
+    .expect("json");
+    let mut out: Vec<(String, String)> = formats
+        .as_object()
+        .expect("object")
+        .iter()
+        .map(|(name, v)| {
+            (
+                name.clone(),
+                v["log_format"].as_str().expect("log_format").to_string(),
+            )
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+/// Runs `hephaestus templates`; returns the assignments CSV.
+fn templates(log: &Path, format: &str, workers: usize, out: &Path) -> String {
+    let status = Command::new(env!("CARGO_BIN_EXE_hephaestus"))
+        .arg("templates")
+        .arg(log)
+        .args([
+            "--log-format",
+            format,
+            "--workers",
+            &workers.to_string(),
+            "--assignments",
+        ])
+        .arg(out)
+        .stderr(std::process::Stdio::null())
+        .status()
+        .expect("run templates");
+    assert!(status.success());
+    std::fs::read_to_string(out).expect("assignments")
+}
+
+#[test]
+fn accuracy_and_identical_assignments_for_any_worker_count() {
+    let Some(dir) = loghub() else { return };
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let (mut ga_sum, mut fga_sum, mut worst) = (0.0, 0.0, 1.0f64);
+    let sets = datasets(&dir);
+    for (name, format) in &sets {
+        let log = dir.join(name).join(format!("{name}_2k.log"));
+        let one = templates(&log, format, 1, &tmp.path().join("w1.csv"));
+        for workers in [2, 4] {
+            let other = templates(
+                &log,
+                format,
+                workers,
+                &tmp.path().join(format!("w{workers}.csv")),
+            );
+            assert!(
+                one == other,
+                "{name}: assignments differ between 1 and {workers} workers"
+            );
+        }
+        let gt = dir
+            .join(name)
+            .join(format!("{name}_2k.log_structured_corrected.csv"));
+        let score = Command::new("python3")
+            .arg(dir.join("eval_ga.py"))
+            .arg(&gt)
+            .arg(tmp.path().join("w1.csv"))
+            .arg("--json")
+            .output()
+            .expect("python3 eval_ga.py");
+        assert!(
+            score.status.success(),
+            "{}",
+            String::from_utf8_lossy(&score.stderr)
+        );
+        let m: serde_json::Value = serde_json::from_slice(&score.stdout).expect("scores");
+        let (ga, fga) = (
+            m["GA"].as_f64().expect("GA"),
+            m["FGA"].as_f64().expect("FGA"),
+        );
+        eprintln!("{name:10} GA {ga:.3} FGA {fga:.3}");
+        ga_sum += ga;
+        fga_sum += fga;
+        worst = worst.min(ga);
+    }
+    let n = sets.len() as f64;
+    let (ga, fga) = (ga_sum / n, fga_sum / n);
+    eprintln!("average GA {ga:.3} FGA {fga:.3}, worst GA {worst:.3}");
+    assert!(
+        ga >= 0.97 && fga >= 0.93 && worst >= 0.90,
+        "GA {ga:.3} FGA {fga:.3} worst {worst:.3}"
+    );
+}
+
+#[test]
+fn header_fast_path_equals_the_regex_on_every_line() {
+    let Some(dir) = loghub() else { return };
+    let mut spans = Vec::new();
+    for (name, format) in datasets(&dir) {
+        let header = HeaderFormat::new(&format).expect("format compiles");
+        let text = std::fs::read(dir.join(&name).join(format!("{name}_2k.log"))).expect("log");
+        for line in String::from_utf8_lossy(&text).lines() {
+            assert_eq!(
+                header.content(line, &mut spans),
+                header.content_by_regex(line),
+                "{name}: {line}"
+            );
+        }
+    }
+}
+
+#[test]
+fn replaying_the_same_logs_adds_no_templates() {
+    let Some(dir) = loghub() else { return };
+    let tmp = tempfile::tempdir().expect("tempdir");
+    for (name, format) in datasets(&dir)
+        .into_iter()
+        .filter(|(n, _)| n == "HDFS" || n == "BGL")
+    {
+        let log = dir.join(&name).join(format!("{name}_2k.log"));
+        let mut data = std::fs::read(&log).expect("log");
+        if !data.ends_with(b"\n") {
+            data.push(b'\n');
+        }
+        let replay = tmp.path().join("replay.log");
+        std::fs::write(&replay, data.repeat(100)).expect("write replay");
+        let count = |path: &Path| {
+            let out = tmp.path().join("t.csv");
+            let status = Command::new(env!("CARGO_BIN_EXE_hephaestus"))
+                .arg("templates")
+                .arg(path)
+                .args(["--log-format", &format, "--assignments"])
+                .arg(tmp.path().join("a.csv"))
+                .arg("--templates")
+                .arg(&out)
+                .stderr(std::process::Stdio::null())
+                .status()
+                .expect("templates");
+            assert!(status.success());
+            std::fs::read_to_string(&out)
+                .expect("templates csv")
+                .lines()
+                .count()
+                - 1
+        };
+        let once = count(&log);
+        assert_eq!(
+            count(&replay),
+            once,
+            "{name}: replaying 100 times adds templates"
+        );
+    }
+}
