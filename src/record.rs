@@ -186,11 +186,16 @@ pub enum Kind {
 pub struct Clustered {
     pub event: ErrorEvent,
     pub fingerprint: u64,
+    /// Where its incident lives: the template partition for message templates (so templates
+    /// that merge share a worker), the fingerprint otherwise.
+    pub route: u64,
     pub kind: Kind,
     /// One-line description: the exception and its top frame, or the message template.
     pub title: String,
     /// The message template (masked message) this event matched.
     pub template: String,
+    /// Templates this event's arrival merged: (merged fingerprint, surviving fingerprint).
+    pub merges: Vec<(u64, u64)>,
 }
 
 /// Why a record went to the dead-letter output.
@@ -271,6 +276,30 @@ pub enum State {
     Escalating,
     Resolved,
     Regressed,
+    /// Its template merged into another one: the incident continues under `merged_into`.
+    Merged,
+}
+
+impl State {
+    pub const ALL: [State; 6] = [
+        State::New,
+        State::Ongoing,
+        State::Escalating,
+        State::Resolved,
+        State::Regressed,
+        State::Merged,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            State::New => "new",
+            State::Ongoing => "ongoing",
+            State::Escalating => "escalating",
+            State::Resolved => "resolved",
+            State::Regressed => "regressed",
+            State::Merged => "merged",
+        }
+    }
 }
 
 /// Events in one window of the incident's configured width.
@@ -306,4 +335,7 @@ pub struct Incident {
     pub reasons: Vec<String>,
     /// How many times it came back after being resolved.
     pub regressions: u32,
+    /// For a `merged` incident: the fingerprint it continues under. (Always serialized: records
+    /// cross processes as bincode, which cannot skip fields.)
+    pub merged_into: Option<String>,
 }

@@ -66,6 +66,8 @@ pub struct Match {
     pub slot: Slot,
     pub id: TemplateId,
     pub template: String,
+    /// The line's partition (its first constant token).
+    pub partition: u64,
 }
 
 pub struct Miner {
@@ -192,6 +194,7 @@ impl Miner {
             slot,
             id: n.id,
             template: n.text.join(" "),
+            partition: key.partition,
         }
     }
 

@@ -112,47 +112,46 @@ impl Clusterer {
 
     pub fn cluster(&mut self, event: ErrorEvent) -> Clustered {
         let rec = &event.record;
+        let stateless = |event, fingerprint, kind, title: String, template| Clustered {
+            event,
+            fingerprint,
+            route: fingerprint,
+            kind,
+            title,
+            template,
+            merges: Vec::new(),
+        };
         if rec.format == Format::Access {
             let route = access_route(rec);
             let fingerprint = stable_hash(format!("access\u{1}{route}").as_bytes());
-            return Clustered {
-                event,
-                fingerprint,
-                kind: Kind::Message,
-                title: route.clone(),
-                template: route,
-            };
+            return stateless(event, fingerprint, Kind::Message, route.clone(), route);
         }
         if let Some(trace_text) = &rec.trace {
             let template = mask::mask_line(&rec.message);
             if let Some(trace) = trace::parse(&rec.message, trace_text, &self.in_app) {
                 let (fingerprint, title) = (trace.fingerprint(self.max_frames), trace.title());
-                return Clustered {
-                    event,
-                    fingerprint,
-                    kind: Kind::Trace,
-                    title,
-                    template,
-                };
+                return stateless(event, fingerprint, Kind::Trace, title, template);
             }
             let material = format!("{template}\n{}", mask::mask_line(trace_text));
             let fingerprint = stable_hash(material.as_bytes());
-            return Clustered {
+            return stateless(
                 event,
                 fingerprint,
-                kind: Kind::Message,
-                title: truncate(&template),
+                Kind::Message,
+                truncate(&template),
                 template,
-            };
+            );
         }
         mask::mask_into(&rec.message, &mut self.tokens);
         let m = self.miner.insert(&self.tokens);
         Clustered {
             event,
             fingerprint: m.id,
+            route: m.partition,
             kind: Kind::Message,
             title: truncate(&m.template),
             template: m.template,
+            merges: self.miner.take_merges(),
         }
     }
 }

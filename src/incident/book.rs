@@ -5,86 +5,36 @@
 //! `apply_count` for each count change, then `close_epoch`, which decides state changes and
 //! returns the incidents to emit and the count retractions to feed back. `flush` at end of input
 //! emits every incident with events not yet reported, so the last line per fingerprint carries
-//! its final count.
+//! its final count. When an event's arrival merged templates, the older incident is absorbed
+//! into the surviving one and a last `merged` line names where it continues.
 
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap};
+use std::collections::{BinaryHeap, HashMap};
 
 use super::IncidentConfig;
-use crate::record::{Clustered, Incident, Kind, Level, State, WindowCount};
-use crate::time::{Millis, format_rfc3339};
+use super::entry::Entry;
+use crate::record::{Clustered, Incident, State};
+use crate::time::Millis;
 
-/// What differential counts: per fingerprint the total (`None`) and per window start.
-pub type CountKey = (u64, Option<Millis>);
-
-/// Longest sample kept, in bytes.
-const SAMPLE_BYTES: usize = 512;
-
-struct Entry {
-    kind: Kind,
-    title: String,
-    template: String,
-    severity: Level,
-    service: String,
-    services: BTreeSet<String>,
-    hosts: BTreeSet<String>,
-    reasons: BTreeSet<String>,
-    first_seen: Millis,
-    last_seen: Millis,
-    count: u64,
-    windows: BTreeMap<Millis, u64>,
-    samples: Vec<String>,
-    exemplar_trace: Option<String>,
-    state: State,
-    regressions: u32,
-    emitted: bool,
-    last_emit: Millis,
-    /// Events since the last emission.
-    dirty: bool,
-    touched: bool,
-    timer: Option<Millis>,
-}
-
-impl Entry {
-    /// A new incident, in state `New`, opened by event `c` at time `t`.
-    fn new(c: &Clustered, t: Millis) -> Entry {
-        Entry {
-            kind: c.kind,
-            title: c.title.clone(),
-            template: c.template.clone(),
-            severity: c.event.severity,
-            service: c.event.record.service.clone().unwrap_or_default(),
-            services: BTreeSet::new(),
-            hosts: BTreeSet::new(),
-            reasons: BTreeSet::new(),
-            first_seen: t,
-            last_seen: t,
-            count: 0,
-            windows: BTreeMap::new(),
-            samples: Vec::new(),
-            exemplar_trace: None,
-            state: State::New,
-            regressions: 0,
-            emitted: false,
-            last_emit: t,
-            dirty: false,
-            touched: false,
-            timer: None,
-        }
-    }
-}
+/// What differential counts: (route, fingerprint at counting time, window start or `None` for
+/// the total).
+pub type CountKey = (u64, u64, Option<Millis>);
 
 pub struct Book {
     cfg: IncidentConfig,
     entries: HashMap<u64, Entry>,
+    /// Fingerprints merged into others (resolved transitively).
+    redirect: HashMap<u64, u64>,
     timers: BinaryHeap<Reverse<(Millis, u64)>>,
     touched: Vec<u64>,
+    /// `merged` lines produced by `observe`, emitted at the close of the epoch.
+    merged: Vec<Incident>,
     now: Millis,
     /// A log timestamp has been seen: from then on only log time moves the clock.
     real_clock: bool,
     evicted: u64,
     /// Incidents per state, indexed by `State as usize`.
-    by_state: [u64; 5],
+    by_state: [u64; 6],
 }
 
 impl Book {
@@ -92,12 +42,14 @@ impl Book {
         Book {
             cfg,
             entries: HashMap::new(),
+            redirect: HashMap::new(),
             timers: BinaryHeap::new(),
             touched: Vec::new(),
+            merged: Vec::new(),
             now: Millis::MIN,
             real_clock: false,
             evicted: 0,
-            by_state: [0; 5],
+            by_state: [0; 6],
         }
     }
 
@@ -119,7 +71,7 @@ impl Book {
     }
 
     /// Incidents per state, indexed by `State as usize` (for metrics).
-    pub fn states(&self) -> [u64; 5] {
+    pub fn states(&self) -> [u64; 6] {
         self.by_state
     }
 
@@ -134,64 +86,85 @@ impl Book {
         }
     }
 
-    /// Folds one event into its incident (counts arrive separately through `apply_count`).
+    fn resolve(&mut self, mut fp: u64) -> u64 {
+        while let Some(&next) = self.redirect.get(&fp) {
+            fp = next;
+        }
+        fp
+    }
+
+    fn set_state(by_state: &mut [u64; 6], e: &mut Entry, s: State) {
+        by_state[e.state as usize] -= 1;
+        by_state[s as usize] += 1;
+        e.state = s;
+    }
+
+    fn touch(touched: &mut Vec<u64>, fp: u64, e: &mut Entry) {
+        if !e.touched {
+            e.touched = true;
+            touched.push(fp);
+        }
+    }
+
+    /// Folds one event into its incident (counts arrive separately through `apply_count`),
+    /// after applying the template merges its arrival caused.
     pub fn observe(&mut self, c: &Clustered) {
-        let rec = &c.event.record;
-        let t = rec.time();
-        let cfg = &self.cfg;
+        for &(from, into) in &c.merges {
+            self.merge(from, into);
+        }
+        let fp = self.resolve(c.fingerprint);
+        let t = c.event.record.time();
         let by_state = &mut self.by_state;
-        let e = self.entries.entry(c.fingerprint).or_insert_with(|| {
+        let e = self.entries.entry(fp).or_insert_with(|| {
             by_state[State::New as usize] += 1;
             Entry::new(c, t)
         });
-        if c.kind == Kind::Message && e.template != c.template {
-            // The template generalised since the incident opened: report the current one.
-            e.template.clone_from(&c.template);
-            e.title.clone_from(&c.title);
+        e.observe(c, &self.cfg);
+        Self::touch(&mut self.touched, fp, e);
+    }
+
+    /// Incident `from` continues as `into`: its last line says so, and `into` absorbs it.
+    fn merge(&mut self, from: u64, into: u64) {
+        let (from, into) = (self.resolve(from), self.resolve(into));
+        if from == into {
+            return;
         }
-        e.severity = e.severity.max(c.event.severity);
-        e.first_seen = e.first_seen.min(t);
-        e.last_seen = e.last_seen.max(t);
-        for (set, value) in [(&mut e.services, &rec.service), (&mut e.hosts, &rec.host)] {
-            if let Some(v) = value
-                && (set.len() < cfg.max_attrs || set.contains(v))
-            {
-                set.insert(v.clone());
+        self.redirect.insert(from, into);
+        let Some(mut old) = self.entries.remove(&from) else {
+            return;
+        };
+        self.by_state[old.state as usize] -= 1;
+        if old.emitted {
+            old.state = State::Merged;
+            let mut line = old.render(&self.cfg, from, self.now);
+            line.merged_into = Some(format!("{into:016x}"));
+            self.merged.push(line);
+        }
+        match self.entries.get_mut(&into) {
+            Some(e) => {
+                e.absorb(old, &self.cfg);
+                Self::touch(&mut self.touched, into, e);
             }
-        }
-        for r in &c.event.reasons {
-            if e.reasons.len() < 8 {
-                e.reasons.insert(r.clone());
+            None => {
+                // The surviving template had no incident yet: the old one continues under the
+                // new fingerprint, announced as new.
+                old.state = State::New;
+                old.emitted = false;
+                old.dirty = true;
+                old.touched = false;
+                old.timer = None;
+                self.by_state[State::New as usize] += 1;
+                let e = self.entries.entry(into).or_insert(old);
+                Self::touch(&mut self.touched, into, e);
             }
-        }
-        if e.samples.len() < cfg.max_samples {
-            e.samples.push(cut(&rec.message));
-        }
-        if e.exemplar_trace.is_none() {
-            e.exemplar_trace = rec.trace.as_deref().map(cut);
-        }
-        e.dirty = true;
-        if !e.touched {
-            e.touched = true;
-            self.touched.push(c.fingerprint);
         }
     }
 
     /// Applies one change from the count collection: `diff` −1 retracts `count`, +1 asserts it.
     pub fn apply_count(&mut self, key: CountKey, count: u64, diff: isize) {
-        let Some(e) = self.entries.get_mut(&key.0) else {
-            return;
-        };
-        match (key.1, diff.signum()) {
-            (None, 1) => e.count = count,
-            (None, -1) if e.count == count => e.count = 0,
-            (Some(w), 1) => {
-                e.windows.insert(w, count);
-            }
-            (Some(w), -1) if e.windows.get(&w) == Some(&count) => {
-                e.windows.remove(&w);
-            }
-            _ => {}
+        let fp = self.resolve(key.1);
+        if let Some(e) = self.entries.get_mut(&fp) {
+            e.apply_count(key.1, key.2, count, diff);
         }
     }
 
@@ -199,6 +172,7 @@ impl Book {
     /// are retracted (`retract`, to be fed back into the counts at the next epoch).
     pub fn close_epoch(&mut self, emit: &mut Vec<Incident>, retract: &mut Vec<(CountKey, isize)>) {
         let now = self.now;
+        emit.append(&mut self.merged);
         let touched = std::mem::take(&mut self.touched);
         for fp in touched {
             let Some(e) = self.entries.get_mut(&fp) else {
@@ -210,19 +184,17 @@ impl Book {
             } else if e.state == State::Resolved {
                 e.regressions += 1;
                 State::Regressed
-            } else if escalating(&self.cfg, e) {
+            } else if e.escalating(&self.cfg) {
                 State::Escalating
             } else {
                 State::Ongoing
             };
             let due = now.saturating_sub(e.last_emit) >= self.cfg.reemit_interval.0;
             if next != e.state || !e.emitted || due {
-                self.by_state[e.state as usize] -= 1;
-                self.by_state[next as usize] += 1;
-                e.state = next;
-                emit.push(render(&self.cfg, fp, e, now));
+                Self::set_state(&mut self.by_state, e, next);
+                emit.push(e.render(&self.cfg, fp, now));
             }
-            expire(&self.cfg, fp, e, now, retract);
+            retract.extend(e.expired(&self.cfg, now));
             schedule(&self.cfg, &mut self.timers, fp, e);
         }
         while let Some(&Reverse((at, fp))) = self.timers.peek() {
@@ -237,12 +209,10 @@ impl Book {
             if e.state != State::Resolved
                 && now.saturating_sub(e.last_seen) >= self.cfg.quiet_period.0
             {
-                self.by_state[e.state as usize] -= 1;
-                self.by_state[State::Resolved as usize] += 1;
-                e.state = State::Resolved;
-                emit.push(render(&self.cfg, fp, e, now));
+                Self::set_state(&mut self.by_state, e, State::Resolved);
+                emit.push(e.render(&self.cfg, fp, now));
             } else if e.dirty && now.saturating_sub(e.last_emit) >= self.cfg.reemit_interval.0 {
-                emit.push(render(&self.cfg, fp, e, now));
+                emit.push(e.render(&self.cfg, fp, now));
             }
             schedule(&self.cfg, &mut self.timers, fp, e);
         }
@@ -252,6 +222,7 @@ impl Book {
     /// End of input: every incident with unreported events, in fingerprint order.
     pub fn flush(&mut self, emit: &mut Vec<Incident>) {
         let now = self.now;
+        emit.append(&mut self.merged);
         let mut fps: Vec<u64> = self
             .entries
             .iter()
@@ -261,7 +232,7 @@ impl Book {
         fps.sort_unstable();
         for fp in fps {
             if let Some(e) = self.entries.get_mut(&fp) {
-                emit.push(render(&self.cfg, fp, e, now));
+                emit.push(e.render(&self.cfg, fp, now));
             }
         }
     }
@@ -282,53 +253,14 @@ impl Book {
         for &(_, _, fp) in &order[..excess] {
             if let Some(e) = self.entries.remove(&fp) {
                 self.by_state[e.state as usize] -= 1;
-                retract.push(((fp, None), -(e.count as isize)));
-                retract.extend(
-                    e.windows
-                        .iter()
-                        .map(|(w, n)| ((fp, Some(*w)), -(*n as isize))),
-                );
+                retract.extend(e.all_counts());
+                for alias in e.parts.keys() {
+                    self.redirect.remove(alias);
+                }
             }
         }
         self.evicted += excess as u64;
     }
-}
-
-fn cut(s: &str) -> String {
-    crate::record::truncate(s, SAMPLE_BYTES)
-}
-
-/// Newest window at least `escalate_factor` × the mean of the earlier kept windows, and at least
-/// `escalate_min` events.
-fn escalating(cfg: &IncidentConfig, e: &Entry) -> bool {
-    let w = cfg.window.0;
-    let current = cfg.window_of(e.last_seen);
-    let Some(&n) = e.windows.get(&current) else {
-        return false;
-    };
-    let oldest = (current - (cfg.windows_kept as i64 - 1) * w).max(cfg.window_of(e.first_seen));
-    let slots = (current - oldest) / w;
-    if slots == 0 || n < cfg.escalate_min {
-        return false;
-    }
-    let before: u64 = e.windows.range(oldest..current).map(|(_, c)| c).sum();
-    n as f64 >= cfg.escalate_factor * (before as f64 / slots as f64)
-}
-
-fn expire(
-    cfg: &IncidentConfig,
-    fp: u64,
-    e: &Entry,
-    now: Millis,
-    retract: &mut Vec<(CountKey, isize)>,
-) {
-    let horizon =
-        cfg.window_of(now.max(e.last_seen)) - (cfg.windows_kept as i64 - 1) * cfg.window.0;
-    retract.extend(
-        e.windows
-            .range(..horizon)
-            .map(|(w, n)| ((fp, Some(*w)), -(*n as isize))),
-    );
 }
 
 fn schedule(
@@ -350,40 +282,5 @@ fn schedule(
     {
         e.timer = Some(at);
         timers.push(Reverse((at, fp)));
-    }
-}
-
-fn render(cfg: &IncidentConfig, fp: u64, e: &mut Entry, now: Millis) -> Incident {
-    e.emitted = true;
-    e.dirty = false;
-    e.last_emit = now;
-    let first_window =
-        cfg.window_of(now.max(e.last_seen)) - (cfg.windows_kept as i64 - 1) * cfg.window.0;
-    Incident {
-        fingerprint: format!("{fp:016x}"),
-        state: e.state,
-        count: e.count,
-        first_seen: format_rfc3339(e.first_seen),
-        last_seen: format_rfc3339(e.last_seen),
-        at: format_rfc3339(now),
-        kind: e.kind,
-        title: e.title.clone(),
-        template: e.template.clone(),
-        severity: e.severity,
-        service: e.service.clone(),
-        services: e.services.iter().cloned().collect(),
-        hosts: e.hosts.iter().cloned().collect(),
-        windows: e
-            .windows
-            .range(first_window..)
-            .map(|(w, c)| WindowCount {
-                start: format_rfc3339(*w),
-                count: *c,
-            })
-            .collect(),
-        samples: e.samples.clone(),
-        exemplar_trace: e.exemplar_trace.clone(),
-        reasons: e.reasons.iter().cloned().collect(),
-        regressions: e.regressions,
     }
 }

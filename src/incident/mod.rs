@@ -8,6 +8,7 @@
 //! fingerprint the incident: first/last seen, counts, windows, services, hosts, samples.
 
 mod book;
+mod entry;
 pub mod stage;
 
 pub use book::{Book, CountKey};

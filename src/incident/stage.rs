@@ -1,8 +1,9 @@
 //! The incident operator and the differential counts behind it.
 //!
 //! In: `Clustered` events and the job-clock stream. Out: `Incident` updates. Inside: events are
-//! exchanged by fingerprint; each contributes `+1` to two keys of a differential collection,
-//! `(fingerprint, None)` (the total) and `(fingerprint, Some(window))`, whose `count()` is kept
+//! exchanged by route (the template partition, or the fingerprint); each contributes `+1` to two
+//! keys of a differential collection, `(route, fingerprint, None)` (the total) and
+//! `(route, fingerprint, Some(window))`, whose `count()` is kept
 //! incrementally; windows that fall out of the kept range are retracted through a feedback edge
 //! (so they leave the arrangement rather than being recomputed). The `Book` operator receives
 //! events, count changes and the broadcast clock, and at the end of each epoch decides what to
@@ -35,10 +36,10 @@ enum Input {
 }
 
 impl Input {
-    /// Count changes go to the worker that owns their fingerprint.
+    /// Count changes go to the worker that owns their route.
     fn route(&self) -> u64 {
         match self {
-            Input::Event(c) => c.fingerprint,
+            Input::Event(c) => c.route,
             Input::Count(key, _, _) => key.0,
             Input::Clock(_) => 0,
         }
@@ -76,7 +77,7 @@ impl<'s> TrackIncidents<'s> for StreamVec<'s, Epoch, Clustered> {
         let cfg = ctx.plan.incident.clone();
         let stats = ctx.stats.clone();
 
-        let events = self.exchange(|c: &Clustered| c.fingerprint);
+        let events = self.exchange(|c: &Clustered| c.route);
         let (loop_handle, retractions) = scope.feedback::<Vec<Update>>(1);
         let window_cfg = cfg.clone();
         let updates = events.clone().unary(Pipeline, "CountKeys", move |_, _| {
@@ -88,8 +89,8 @@ impl<'s> TrackIncidents<'s> for StreamVec<'s, Epoch, Clustered> {
                     let mut session = output.session(&cap);
                     for c in data.flat_map(|b| b.iter()) {
                         let window = window_cfg.window_of(c.event.record.time());
-                        session.give(((c.fingerprint, None), t, 1isize));
-                        session.give(((c.fingerprint, Some(window)), t, 1isize));
+                        session.give(((c.route, c.fingerprint, None), t, 1isize));
+                        session.give(((c.route, c.fingerprint, Some(window)), t, 1isize));
                     }
                 });
             }
@@ -196,16 +197,9 @@ impl<'s> TrackIncidents<'s> for StreamVec<'s, Epoch, Clustered> {
 fn report(stats: &Stats, worker: usize, book: &Book, updates: usize) {
     Stats::add(&stats.incident_updates, updates);
     let states = book.states();
-    let names = [
-        (State::New, "new"),
-        (State::Ongoing, "ongoing"),
-        (State::Escalating, "escalating"),
-        (State::Resolved, "resolved"),
-        (State::Regressed, "regressed"),
-    ];
-    let by_state: Vec<(&'static str, u64)> = names
+    let by_state: Vec<(&'static str, u64)> = State::ALL
         .iter()
-        .map(|(s, n)| (*n, states[*s as usize]))
+        .map(|s| (s.as_str(), states[*s as usize]))
         .collect();
     metrics::incidents(worker, &by_state, updates, book.evicted());
 }

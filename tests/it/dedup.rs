@@ -88,3 +88,44 @@ fn two_exceptions_from_the_same_line_make_two_incidents() {
         .collect();
     assert_eq!(counts, vec![25, 25]);
 }
+
+#[test]
+fn incidents_follow_template_merges() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut lines = Vec::new();
+    // Two users first (a fork: two templates, two incidents), then a third merges them.
+    for (i, user) in [
+        "alice", "bob", "alice", "bob", "alice", "bob", "carol", "alice", "dave",
+    ]
+    .iter()
+    .enumerate()
+    {
+        lines.push(format!(
+            "2024-03-01 12:00:{i:02},000 ERROR [main] app.Auth: session for {user} expired"
+        ));
+        lines.push(format!(
+            "2024-03-01 12:00:{i:02},500 INFO [main] app.Web: ok"
+        ));
+    }
+    let path = dir.path().join("merge.log");
+    std::fs::write(&path, lines.join("\n") + "\n").expect("write");
+    let spec = dir.path().join("spec.toml");
+    std::fs::write(&spec, "[job]\nbatch_lines = 2\n\n[[sources]]\npaths = [\"merge.log\"]\n\n[metrics]\nenabled = false\n").expect("spec");
+    let out = run(&spec, &[path], 2);
+    let finals = finals(&out.incidents);
+    let merged: Vec<&serde_json::Value> =
+        finals.values().filter(|v| v["state"] == "merged").collect();
+    assert_eq!(
+        merged.len(),
+        1,
+        "the older incident ends as merged: {:?}",
+        out.incidents
+    );
+    let into = merged[0]["merged_into"].as_str().expect("merged_into");
+    let survivor = &finals[into];
+    assert_eq!(
+        survivor["count"], 9,
+        "the surviving incident counts every event"
+    );
+    assert_eq!(survivor["template"], "session for <*> expired");
+}

@@ -106,8 +106,8 @@ pub fn run(plan: &Plan) -> Vec<String> {
         let mut deltas: HashMap<CountKey, i64> = HashMap::new();
         for c in &clustered {
             let w = plan.incident.window_of(c.event.record.time());
-            *deltas.entry((c.fingerprint, None)).or_default() += 1;
-            *deltas.entry((c.fingerprint, Some(w))).or_default() += 1;
+            *deltas.entry((c.route, c.fingerprint, None)).or_default() += 1;
+            *deltas.entry((c.route, c.fingerprint, Some(w))).or_default() += 1;
         }
         for (k, d) in retract_next.drain(..) {
             *deltas.entry(k).or_default() += d as i64;

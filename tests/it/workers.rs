@@ -112,7 +112,15 @@ fn generate(seed: u64, dir: &Path, files: usize, lines: usize) -> Vec<PathBuf> {
                     fill(tpl, &mut rng)
                 })),
                 80..=87 => java_trace(&mut rng, &mut out, t),
-                88..=93 => python_trace(&mut rng, &mut out, t),
+                88..=92 => python_trace(&mut rng, &mut out, t),
+                93 => {
+                    // Words in one slot: two users are a fork, the third merges the templates.
+                    let user = rng.pick(&["alice", "bob", "carol", "dave", "erin"]);
+                    out.push(format!(
+                        "{} ERROR [main] com.shop.Auth: session for {user} expired",
+                        stamp(t)
+                    ));
+                }
                 94..=96 => {
                     let iso = hephaestus::time::format_rfc3339(t);
                     out.push(format!(
@@ -162,8 +170,8 @@ fn dataflow_matches_sequential_reference() {
             .filter_map(|s| s.split('"').next())
             .collect();
         assert!(
-            states.len() >= 4,
-            "seed {seed}: the input exercises the lifecycle, states seen: {states:?}"
+            states.len() >= 5 && states.contains("merged"),
+            "seed {seed}: the input exercises the lifecycle and template merges, states seen: {states:?}"
         );
         for workers in [1, 2, 3, 5] {
             let out_dir = tempfile::tempdir().expect("tempdir");
