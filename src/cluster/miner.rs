@@ -56,8 +56,19 @@ enum Reg {
 }
 
 struct Family {
+    partition: u64,
     patterns: Vec<Pattern>,
     members: Vec<Slot>,
+}
+
+/// A template as saved between runs (`export`/`import`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct SavedTemplate {
+    /// The stable id, as 16 hex digits.
+    pub id: String,
+    pub partition: String,
+    pub tokens: Vec<String>,
+    pub size: u64,
 }
 
 /// The outcome of one `insert`.
@@ -224,6 +235,7 @@ impl Miner {
         let f = *self.family_of.entry((partition, len)).or_insert(next);
         if f == next {
             self.families.push(Family {
+                partition,
                 patterns: Vec::new(),
                 members: Vec::new(),
             });
@@ -276,10 +288,35 @@ impl Miner {
     }
 
     fn create(&mut self, fam: u32, key: &LineKey, tokens: &[String], toks: Vec<Tok>) -> Slot {
-        let text: Vec<Box<str>> = tokens.iter().map(|t| t.as_str().into()).collect();
         let id = super::tokens::stable_hash(
             format!("{:016x}\u{1}{}", key.partition, tokens.join(" ")).as_bytes(),
         );
+        let slot = self.alloc(fam, id, tokens, toks, 0);
+        let sig = self.signature(slot);
+        match self.sigs.get(&(key.partition, sig)).copied() {
+            Some(other) => {
+                let root = self.find(other);
+                self.union(root, &[slot]);
+            }
+            None => {
+                self.sigs.insert((key.partition, sig), slot);
+                self.node_mut(slot).regs.push(Reg::Sig(key.partition, sig));
+                self.discover(fam, slot, true);
+            }
+        }
+        slot
+    }
+
+    /// A new live node, indexed.
+    fn alloc(
+        &mut self,
+        fam: u32,
+        id: TemplateId,
+        tokens: &[String],
+        toks: Vec<Tok>,
+        size: u64,
+    ) -> Slot {
+        let text: Vec<Box<str>> = tokens.iter().map(|t| t.as_str().into()).collect();
         self.seq += 1;
         let node = Node {
             id,
@@ -287,7 +324,7 @@ impl Miner {
             family: fam,
             text,
             toks,
-            size: 0,
+            size,
             last_used: self.tick,
             regs: Vec::new(),
             merged: Vec::new(),
@@ -306,29 +343,57 @@ impl Miner {
         };
         self.live += 1;
         self.register(fam, slot);
-        let sig = {
-            let n = self.node(slot);
-            let kept: Vec<u64> = n
-                .toks
-                .iter()
-                .filter(|t| !t.var_only)
-                .map(|t| t.hash)
-                .collect();
-            let pow = self.pow.get(kept.len()).to_vec();
-            super::tokens::seq_hash(kept.into_iter(), &pow)
-        };
-        match self.sigs.get(&(key.partition, sig)).copied() {
-            Some(other) => {
-                let root = self.find(other);
-                self.union(root, &[slot]);
-            }
-            None => {
-                self.sigs.insert((key.partition, sig), slot);
-                self.node_mut(slot).regs.push(Reg::Sig(key.partition, sig));
-                self.discover(fam, slot, true);
-            }
-        }
         slot
+    }
+
+    /// Hash of a node's constant words: clusters equal on it differ only in variables.
+    fn signature(&mut self, slot: Slot) -> u64 {
+        let kept: Vec<u64> = self
+            .node(slot)
+            .toks
+            .iter()
+            .filter(|t| !t.var_only)
+            .map(|t| t.hash)
+            .collect();
+        let pow = self.pow.get(kept.len()).to_vec();
+        super::tokens::seq_hash(kept.into_iter(), &pow)
+    }
+
+    /// The live templates, to save between runs.
+    pub fn export(&self) -> Vec<SavedTemplate> {
+        let mut out: Vec<SavedTemplate> = (0..self.nodes.len())
+            .filter(|&s| self.parent[s] == s as Slot)
+            .filter_map(|s| self.nodes[s].as_ref())
+            .map(|n| SavedTemplate {
+                id: format!("{:016x}", n.id),
+                partition: format!("{:016x}", self.families[n.family as usize].partition),
+                tokens: n.text.iter().map(|t| t.to_string()).collect(),
+                size: n.size,
+            })
+            .collect();
+        out.sort_by(|a, b| a.id.cmp(&b.id));
+        out
+    }
+
+    /// Restores a saved template (keeping its id); false when it is malformed. The caller
+    /// imports each id once.
+    pub fn import(&mut self, saved: &SavedTemplate) -> bool {
+        let (Ok(id), Ok(partition)) = (
+            u64::from_str_radix(&saved.id, 16),
+            u64::from_str_radix(&saved.partition, 16),
+        ) else {
+            return false;
+        };
+        if saved.tokens.is_empty() {
+            return false;
+        }
+        let toks: Vec<Tok> = saved.tokens.iter().map(|t| Tok::of(t.as_bytes())).collect();
+        let fam = self.family(partition, toks.len() as u32);
+        let slot = self.alloc(fam, id, &saved.tokens, toks, saved.size);
+        let sig = self.signature(slot);
+        self.sigs.entry((partition, sig)).or_insert(slot);
+        self.node_mut(slot).regs.push(Reg::Sig(partition, sig));
+        true
     }
 
     /// Indexes a node under its template's pattern and skeletons.

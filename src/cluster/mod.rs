@@ -11,6 +11,7 @@
 pub mod mask;
 pub mod miner;
 pub mod stage;
+pub mod state;
 pub mod tokens;
 pub mod trace;
 mod trace_langs;
@@ -38,6 +39,9 @@ pub struct ClusterConfig {
     pub in_app: Vec<String>,
     /// Function or file prefixes never counted as the application's.
     pub not_in_app: Vec<String>,
+    /// Directory where the templates are saved at end of input and loaded at start, so a
+    /// restarted job keeps its template ids (relative to the spec's directory).
+    pub state_dir: Option<std::path::PathBuf>,
 }
 
 impl Default for ClusterConfig {
@@ -48,6 +52,7 @@ impl Default for ClusterConfig {
             max_frames: 5,
             in_app: Vec::new(),
             not_in_app: Vec::new(),
+            state_dir: None,
         }
     }
 }
@@ -108,6 +113,10 @@ impl Clusterer {
 
     pub fn miner(&self) -> &Miner {
         &self.miner
+    }
+
+    pub fn miner_mut(&mut self) -> &mut Miner {
+        &mut self.miner
     }
 
     pub fn cluster(&mut self, event: ErrorEvent) -> Clustered {

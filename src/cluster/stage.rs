@@ -3,7 +3,8 @@
 //! In: `ErrorEvent`s, exchanged by `exchange_key` (template partition, or spread for traces).
 //! Out: `Clustered` events. Template mining depends on order, so each epoch's events are held
 //! until the frontier passes the epoch and then mined sorted by position: the same templates and
-//! ids for any number of workers. State: the miner, and the events of epochs not yet complete.
+//! ids for any number of workers. State: the miner (loaded from and saved to `state_dir` when
+//! set), and the events of epochs not yet complete.
 
 use std::collections::BTreeMap;
 
@@ -11,7 +12,7 @@ use timely::dataflow::StreamVec;
 use timely::dataflow::channels::pact::Exchange;
 use timely::dataflow::operators::{Capability, Operator};
 
-use super::{Clusterer, exchange_key};
+use super::{Clusterer, exchange_key, state};
 use crate::job::Ctx;
 use crate::metrics::{self, OperatorMetrics};
 use crate::pipeline::Epoch;
@@ -24,12 +25,19 @@ pub trait ClusterEvents<'s> {
 impl<'s> ClusterEvents<'s> for StreamVec<'s, Epoch, ErrorEvent> {
     fn cluster_events(self, ctx: &Ctx) -> StreamVec<'s, Epoch, Clustered> {
         let cfg = ctx.plan.cluster_cfg.clone();
-        let worker = self.scope().index();
+        let (worker, peers) = (self.scope().index(), self.scope().peers());
+        let ctx = ctx.clone();
         self.unary_frontier(
             Exchange::new(exchange_key),
             "Cluster",
             move |_cap, _info| {
                 let mut clusterer = Clusterer::new(&cfg);
+                let mut saved = cfg.state_dir.is_none();
+                if let Some(dir) = &cfg.state_dir
+                    && let Err(e) = state::load(clusterer.miner_mut(), dir, worker, peers)
+                {
+                    ctx.error(format!("cluster.state_dir {}: {e}", dir.display()));
+                }
                 let mut pending: BTreeMap<Epoch, (Capability<Epoch>, Vec<ErrorEvent>)> =
                     BTreeMap::new();
                 let op_metrics = OperatorMetrics::new("cluster", worker, &["ok"]);
@@ -65,6 +73,14 @@ impl<'s> ClusterEvents<'s> for StreamVec<'s, Epoch, ErrorEvent> {
                             clusterer.miner().len(),
                             clusterer.miner().evicted(),
                         );
+                    }
+                    if !saved && frontier.is_empty() {
+                        saved = true;
+                        if let Some(dir) = &cfg.state_dir
+                            && let Err(e) = state::save(clusterer.miner(), dir, worker, peers)
+                        {
+                            ctx.error(format!("cluster.state_dir {}: {e}", dir.display()));
+                        }
                     }
                 }
             },

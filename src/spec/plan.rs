@@ -122,7 +122,7 @@ impl Plan {
             .parent()
             .map_or_else(|| PathBuf::from("."), Path::to_path_buf);
         let (sources, base): (Vec<SourceConfig>, PathBuf) = if ov.inputs.is_empty() {
-            (spec.sources.clone(), spec_dir)
+            (spec.sources.clone(), spec_dir.clone())
         } else {
             let template = spec.sources.first().cloned();
             let src = SourceConfig {
@@ -205,6 +205,10 @@ impl Plan {
         }
         let detector = Detector::new(&spec.detect).map_err(&err)?;
         spec.cluster.validate().map_err(&err)?;
+        let mut cluster_cfg = spec.cluster.clone();
+        cluster_cfg.state_dir = cluster_cfg
+            .state_dir
+            .map(|d| if d.is_absolute() { d } else { spec_dir.join(d) });
         spec.incident.validate().map_err(&err)?;
 
         let incidents = match &ov.output {
@@ -247,7 +251,7 @@ impl Plan {
             max_line_bytes: spec.parse.max_line_bytes,
             multiline: spec.multiline.clone(),
             detector,
-            cluster_cfg: spec.cluster.clone(),
+            cluster_cfg,
             incident: spec.incident.clone(),
             incidents,
             dead_letters,

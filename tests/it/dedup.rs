@@ -129,3 +129,49 @@ fn incidents_follow_template_merges() {
     );
     assert_eq!(survivor["template"], "session for <*> expired");
 }
+
+#[test]
+fn a_restarted_job_keeps_its_template_ids() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let write = |name: &str, users: &[&str]| {
+        let lines: Vec<String> = users
+            .iter()
+            .enumerate()
+            .map(|(i, u)| {
+                format!(
+                    "2024-03-01 12:00:{i:02},000 ERROR [main] app.Auth: session for {u} expired"
+                )
+            })
+            .collect();
+        let path = dir.path().join(name);
+        std::fs::write(&path, lines.join("\n") + "\n").expect("write");
+        path
+    };
+    let first = write("first.log", &["alice", "bob", "carol", "alice"]);
+    let second = write("second.log", &["zoe", "yves"]);
+    let spec = |state: bool| {
+        let path = dir
+            .path()
+            .join(if state { "with.toml" } else { "without.toml" });
+        let state = if state { "state_dir = \"state\"\n" } else { "" };
+        std::fs::write(&path, format!("[[sources]]\npaths = [\"first.log\"]\n\n[cluster]\n{state}\n[metrics]\nenabled = false\n")).expect("spec");
+        path
+    };
+    let before = finals(&run(&spec(true), &[first], 2).incidents);
+    let survivor = before
+        .iter()
+        .find(|(_, v)| v["state"] != "merged")
+        .map(|(fp, _)| fp.clone())
+        .expect("an incident");
+    let after = finals(&run(&spec(true), &[second.clone()], 3).incidents);
+    assert_eq!(
+        after.keys().collect::<Vec<_>>(),
+        vec![&survivor],
+        "restored templates keep their ids across a restart"
+    );
+    let fresh = finals(&run(&spec(false), &[second], 3).incidents);
+    assert!(
+        !fresh.contains_key(&survivor),
+        "without saved state the ids differ (the test means something)"
+    );
+}
