@@ -113,7 +113,7 @@ mod tests {
             ("disk sda is full", ids[3]),
             ("cpu hot", ids[4]),
         ] {
-            let miner = if crate::cluster::message_key(line) % 2 == 0 {
+            let miner = if crate::cluster::message_key(line).is_multiple_of(2) {
                 &mut a
             } else {
                 &mut b

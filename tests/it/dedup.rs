@@ -163,7 +163,7 @@ fn a_restarted_job_keeps_its_template_ids() {
         .find(|(_, v)| v["state"] != "merged")
         .map(|(fp, _)| fp.clone())
         .expect("an incident");
-    let after = finals(&run(&spec(true), &[second.clone()], 3).incidents);
+    let after = finals(&run(&spec(true), std::slice::from_ref(&second), 3).incidents);
     assert_eq!(
         after.keys().collect::<Vec<_>>(),
         vec![&survivor],
