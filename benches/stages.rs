@@ -7,8 +7,9 @@ use std::hint::black_box;
 
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 
-use hephaestus::cluster::mask::mask_into;
+use hephaestus::cluster::mask::{Masker, mask, mask_into};
 use hephaestus::cluster::miner::Miner;
+use hephaestus::cluster::tokens::{KeySink, Powers};
 use hephaestus::detect::{DetectConfig, Detector};
 use hephaestus::multiline::{Joiner, MultilineConfig};
 use hephaestus::parse::{FormatChoice, Parser};
@@ -132,7 +133,7 @@ fn cluster(c: &mut Criterion) {
         .collect();
     let mut g = c.benchmark_group("cluster");
     g.throughput(Throughput::Elements(messages.len() as u64));
-    g.bench_function("mask", |b| {
+    g.bench_function("mask_to_strings", |b| {
         let mut tokens = Vec::new();
         b.iter(|| {
             for m in &messages {
@@ -141,15 +142,47 @@ fn cluster(c: &mut Criterion) {
             }
         })
     });
-    g.bench_function("mine", |b| {
-        let mut tokens = Vec::new();
-        let mut miner = Miner::new(3, 10_000);
+    g.bench_function("mask_to_key", |b| {
+        let (mut masker, mut pow) = (Masker::default(), Powers::default());
         b.iter(|| {
             for m in &messages {
-                mask_into(m, &mut tokens);
-                black_box(miner.insert(&tokens));
+                let mut sink = KeySink::new(&mut pow);
+                masker.mask(m, &mut sink);
+                black_box(sink.finish());
             }
         })
+    });
+    g.bench_function("mine_memo_hits", |b| {
+        let (mut masker, mut pow) = (Masker::default(), Powers::default());
+        let mut miner = Miner::new(3, 10_000);
+        let keys: Vec<_> = messages
+            .iter()
+            .map(|m| {
+                let mut sink = KeySink::new(&mut pow);
+                masker.mask(m, &mut sink);
+                let key = sink.finish();
+                miner.insert(&mask(m));
+                key
+            })
+            .collect();
+        b.iter(|| {
+            for k in &keys {
+                black_box(miner.lookup(k));
+            }
+        })
+    });
+    g.bench_function("mine_new_lines", |b| {
+        let mut tokens = Vec::new();
+        b.iter_batched(
+            || Miner::new(3, 10_000),
+            |mut miner| {
+                for m in &messages {
+                    mask_into(m, &mut tokens);
+                    black_box(miner.insert(&tokens));
+                }
+            },
+            BatchSize::SmallInput,
+        )
     });
     g.finish();
 }

@@ -14,6 +14,40 @@ pub fn stable_hash(bytes: &[u8]) -> u64 {
     xxhash_rust::xxh3::xxh3_64(bytes)
 }
 
+/// 128-bit multiply, folded: the mixing step of wyhash.
+fn mum(a: u64, b: u64) -> u64 {
+    let r = u128::from(a) * u128::from(b);
+    (r as u64) ^ ((r >> 64) as u64)
+}
+
+/// Hash of one token. Most tokens are short: up to 16 bytes take two overlapping reads and one
+/// multiply (wyhash's short-input path); longer ones go to xxh3. Stable across runs and
+/// platforms (little-endian reads), which the partition key needs.
+pub fn token_hash(b: &[u8]) -> u64 {
+    const S0: u64 = 0xa076_1d64_78bd_642f;
+    const S1: u64 = 0xe703_7ed1_a0b4_28db;
+    let n = b.len();
+    let (lo, hi) = if n > 16 {
+        return stable_hash(b);
+    } else if n >= 8 {
+        let head = b.first_chunk::<8>().map_or(0, |w| u64::from_le_bytes(*w));
+        let tail = b.last_chunk::<8>().map_or(0, |w| u64::from_le_bytes(*w));
+        (head, tail)
+    } else if n >= 4 {
+        let head = b.first_chunk::<4>().map_or(0, |w| u32::from_le_bytes(*w));
+        let tail = b.last_chunk::<4>().map_or(0, |w| u32::from_le_bytes(*w));
+        (u64::from(head), u64::from(tail))
+    } else if n > 0 {
+        (
+            u64::from(b[0]) << 16 | u64::from(b[n / 2]) << 8 | u64::from(b[n - 1]),
+            0,
+        )
+    } else {
+        (0, 0)
+    };
+    mum(lo ^ S0, hi ^ S1 ^ n as u64)
+}
+
 /// The multiplier of the positional hash (odd, so multiplication is invertible mod 2^64).
 const P: u64 = 0x9e37_79b9_7f4a_7c15;
 
@@ -49,7 +83,7 @@ impl Tok {
             i += 1;
         }
         Tok {
-            hash: stable_hash(bytes),
+            hash: token_hash(bytes),
             wild: bytes == w,
             var_only: has_wild && !alnum,
             letter,
@@ -144,13 +178,10 @@ impl Sink for KeySink<'_> {
     fn token(&mut self, token: &[u8]) {
         let i = self.key.len as usize;
         let p = self.pow.get(i + 1)[i];
-        self.key.seq = self
-            .key
-            .seq
-            .wrapping_add(stable_hash(token).wrapping_mul(p));
+        self.key.seq = self.key.seq.wrapping_add(token_hash(token).wrapping_mul(p));
         self.key.len += 1;
         if !self.found_partition && memchr::memmem::find(token, WILDCARD.as_bytes()).is_none() {
-            self.key.partition = stable_hash(token);
+            self.key.partition = token_hash(token);
             self.found_partition = true;
         }
     }

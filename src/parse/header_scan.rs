@@ -60,9 +60,25 @@ fn is_space(b: u8) -> bool {
     SPACE[b as usize]
 }
 
-/// The first whitespace byte (fields are short: a table lookup per byte beats a search call).
+/// The first whitespace byte, eight bytes at a time: a word with a byte below `!` (0x21) is
+/// checked byte by byte against the table, others are skipped whole.
 fn next_space(bytes: &[u8]) -> Option<usize> {
-    bytes.iter().position(|&b| SPACE[b as usize])
+    const LOW: u64 = 0x2121_2121_2121_2121;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let mut i = 0;
+    while let Some(word) = bytes.get(i..).and_then(<[u8]>::first_chunk::<8>) {
+        let x = u64::from_le_bytes(*word);
+        if x.wrapping_sub(LOW) & !x & HIGH != 0
+            && let Some(k) = word.iter().position(|&b| SPACE[b as usize])
+        {
+            return Some(i + k);
+        }
+        i += 8;
+    }
+    bytes[i..]
+        .iter()
+        .position(|&b| SPACE[b as usize])
+        .map(|k| i + k)
 }
 
 static SPACE: [bool; 256] = {

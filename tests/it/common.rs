@@ -96,3 +96,26 @@ impl Rng {
         items[self.below(items.len() as u64) as usize]
     }
 }
+
+/// A child process that is killed if the test fails before it ends (no orphans left running).
+pub struct Reaped(pub Option<std::process::Child>);
+
+impl Reaped {
+    pub fn child(&mut self) -> &mut std::process::Child {
+        self.0.as_mut().expect("child still owned")
+    }
+
+    /// Hands the child back for `wait_with_output` and friends.
+    pub fn take(mut self) -> std::process::Child {
+        self.0.take().expect("child still owned")
+    }
+}
+
+impl Drop for Reaped {
+    fn drop(&mut self) {
+        if let Some(child) = self.0.as_mut() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}

@@ -7,7 +7,7 @@ use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use crate::common::{finals, root};
+use crate::common::{Reaped, finals, root};
 
 fn bin() -> Command {
     Command::new(env!("CARGO_BIN_EXE_hephaestus"))
@@ -120,17 +120,19 @@ fn follow_serves_metrics_and_flushes_on_interrupt() {
     let spec = dir.path().join("spec.toml");
     std::fs::write(&spec, "[[sources]]\npaths = [\"app.log\"]\nfollow = true\n\n[job]\nworkers = 2\n\n[metrics]\nlisten = \"127.0.0.1:0\"\n").expect("spec");
     let out = dir.path().join("incidents.jsonl");
-    let mut child = bin()
-        .arg("run")
-        .arg(&spec)
-        .arg("--output")
-        .arg(&out)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn");
+    let mut child = Reaped(Some(
+        bin()
+            .arg("run")
+            .arg(&spec)
+            .arg("--output")
+            .arg(&out)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn"),
+    ));
     let (tx, rx) = mpsc::channel();
-    let stderr = child.stderr.take().expect("stderr");
+    let stderr = child.child().stderr.take().expect("stderr");
     std::thread::spawn(move || {
         for line in BufReader::new(stderr).lines().map_while(Result::ok) {
             let _ = tx.send(line);
@@ -209,11 +211,11 @@ fn follow_serves_metrics_and_flushes_on_interrupt() {
 
     let killed = Command::new("kill")
         .arg("-INT")
-        .arg(child.id().to_string())
+        .arg(child.child().id().to_string())
         .status()
         .expect("kill -INT");
     assert!(killed.success());
-    let status = child.wait().expect("wait");
+    let status = child.child().wait().expect("wait");
     assert!(status.success(), "graceful stop exits 0: {status:?}");
     let lines: Vec<String> = std::fs::read_to_string(&out)
         .expect("incidents")

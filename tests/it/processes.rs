@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
-use crate::common::{files_with_ext, root};
+use crate::common::{Reaped, files_with_ext, root};
 
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
@@ -55,13 +55,13 @@ fn two_processes_match_one() {
             "--hostfile".into(),
             hostfile.display().to_string(),
         ];
-        command(&out, &args).spawn().expect("spawn process")
+        Reaped(Some(command(&out, &args).spawn().expect("spawn process")))
     };
     let p1 = cluster(1);
     let p0 = cluster(0);
     let (o0, o1) = (
-        p0.wait_with_output().expect("process 0"),
-        p1.wait_with_output().expect("process 1"),
+        p0.take().wait_with_output().expect("process 0"),
+        p1.take().wait_with_output().expect("process 1"),
     );
     assert!(
         o0.status.success(),
