@@ -15,6 +15,7 @@ mod input;
 mod phases;
 
 use std::io::{BufWriter, Write};
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -186,13 +187,15 @@ fn write_assignments(
             );
         }
     }
-    let mut out = BufWriter::with_capacity(1 << 20, std::fs::File::create(path).map_err(io(path))?);
-    out.write_all(b"LineId,ClusterId,EventTemplate\n")
-        .map_err(io(path))?;
+    let file = std::fs::File::create(path).map_err(io(path))?;
+    let header = b"LineId,ClusterId,EventTemplate\n";
+    file.write_all_at(header, 0).map_err(io(path))?;
+    let mut offset = header.len() as u64;
     let tails = &tails;
     let mut bufs: Vec<Vec<u8>> = vec![Vec::new(); workers];
     for (step, lines) in assigned.chunks(WRITE_STEP).enumerate() {
         let first = step * WRITE_STEP;
+        // Format the step's rows in parallel…
         std::thread::scope(|s| {
             for (part, buf) in bufs.iter_mut().enumerate() {
                 let range = lines.len() * part / workers..lines.len() * (part + 1) / workers;
@@ -213,11 +216,33 @@ fn write_assignments(
                 });
             }
         });
+        // …then write each part at its offset, in parallel too.
+        let mut at = Vec::with_capacity(bufs.len());
         for buf in &bufs {
-            out.write_all(buf).map_err(io(path))?;
+            at.push(offset);
+            offset += buf.len() as u64;
         }
+        let file = &file;
+        let written: Vec<std::io::Result<()>> = std::thread::scope(|s| {
+            let handles: Vec<_> = bufs
+                .iter()
+                .zip(&at)
+                .map(|(buf, &off)| s.spawn(move || file.write_all_at(buf, off)))
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| {
+                    h.join()
+                        .unwrap_or_else(|_| Err(std::io::Error::other("writer panicked")))
+                })
+                .collect()
+        });
+        written
+            .into_iter()
+            .collect::<std::io::Result<()>>()
+            .map_err(io(path))?;
     }
-    out.flush().map_err(io(path))
+    Ok(())
 }
 
 /// Formats a line number into `buf`, returning the digits.
