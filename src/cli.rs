@@ -1,4 +1,4 @@
-//! The command line: `hephaestus run SPEC …` and `hephaestus check SPEC`.
+//! The command line: `hephaestus run SPEC …`, `check SPEC`, `templates FILE`, `replay FILE…`.
 //!
 //! In: arguments. Out: a `Command` whose run options become `spec::Overrides`. No state. The
 //! binary (`main.rs`) only dispatches; everything it calls is here or in `job`.
@@ -33,6 +33,76 @@ pub enum Command {
     /// Mine a log file into message templates with the job's clusterer and write, for every
     /// line, the cluster it ends up in: `LineId,ClusterId,EventTemplate` (Loghub's format).
     Templates(TemplatesArgs),
+    /// Load recorded log files into a Kafka topic (the raw-logs topic of a job), one record per
+    /// line keyed by file, optionally at a fixed rate; creates the topic when it is missing.
+    /// Prints a JSON report on stderr when every line has been delivered.
+    Replay(ReplayArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ReplayArgs {
+    /// Log files (plain or gzip), sent one after the other.
+    #[arg(required = true)]
+    pub files: Vec<PathBuf>,
+    /// Where to send them. Only `kafka` for now.
+    #[arg(long, value_enum, default_value = "kafka")]
+    pub to: ReplayTarget,
+    /// Bootstrap brokers, `host:port[,…]` (default: $HEPHAESTUS_KAFKA_BROKERS, else
+    /// 127.0.0.1:9092).
+    #[arg(long)]
+    pub brokers: Option<String>,
+    /// The topic.
+    #[arg(long, default_value = "hephaestus.logs.raw")]
+    pub topic: String,
+    /// Partitions when the topic has to be created.
+    #[arg(long, default_value_t = 4)]
+    pub partitions: i32,
+    /// Replication factor when the topic has to be created.
+    #[arg(long, default_value_t = 1)]
+    pub replication: i32,
+    /// Lines per second, all files together (default: as fast as the broker takes them).
+    #[arg(long, value_name = "LINES")]
+    pub rate: Option<f64>,
+    /// Extra librdkafka producer settings, `key=value`; repeatable.
+    #[arg(short = 'X', value_name = "KEY=VALUE")]
+    pub options: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum ReplayTarget {
+    Kafka,
+}
+
+impl ReplayArgs {
+    pub fn request(&self) -> Result<crate::kafka::replay::Request, String> {
+        let mut kafka = crate::kafka::KafkaConfig::default();
+        if let Some(b) = &self.brokers {
+            // Options win over the environment variable: an explicit flag beats both.
+            kafka.options.insert("bootstrap.servers".into(), b.clone());
+        }
+        for o in &self.options {
+            let (k, v) = o
+                .split_once('=')
+                .ok_or_else(|| format!("-X {o}: expected KEY=VALUE"))?;
+            kafka.options.insert(k.trim().into(), v.trim().into());
+        }
+        if let Some(r) = self.rate.filter(|r| !(r.is_finite() && *r > 0.0)) {
+            return Err(format!(
+                "--rate {r}: expected lines per second, more than 0"
+            ));
+        }
+        if self.partitions < 1 || self.replication < 1 {
+            return Err("--partitions and --replication must be at least 1".into());
+        }
+        Ok(crate::kafka::replay::Request {
+            files: self.files.clone(),
+            kafka,
+            topic: self.topic.clone(),
+            partitions: self.partitions,
+            replication: self.replication,
+            rate: self.rate,
+        })
+    }
 }
 
 #[derive(Debug, Args)]
@@ -91,6 +161,10 @@ pub struct RunArgs {
     /// Do not serve Prometheus metrics, whatever the spec says.
     #[arg(long)]
     pub no_metrics: bool,
+    /// With live inputs (Kafka, stdin, --follow): stop once no record has arrived for this many
+    /// seconds, after flushing every output and committing offsets.
+    #[arg(long, value_name = "SECS")]
+    pub exit_when_idle: Option<f64>,
 }
 
 impl RunArgs {
@@ -112,6 +186,12 @@ impl RunArgs {
                 hosts,
             },
             no_metrics: self.no_metrics,
+            exit_when_idle: match self.exit_when_idle {
+                Some(s) if !(s.is_finite() && s >= 0.0) => {
+                    return Err(format!("--exit-when-idle {s}: expected seconds, 0 or more"));
+                }
+                s => s.map(std::time::Duration::from_secs_f64),
+            },
         })
     }
 }

@@ -12,6 +12,7 @@ pub mod cluster;
 pub mod detect;
 pub mod incident;
 pub mod job;
+pub mod kafka;
 pub mod metrics;
 pub mod multiline;
 pub mod parse;

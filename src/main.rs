@@ -51,6 +51,14 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             eprintln!("hephaestus: templates {}", serde_json::to_string(&report)?);
             Ok(ExitCode::SUCCESS)
         }
+        Command::Replay(args) => {
+            let req = args.request().map_err(anyhow::Error::msg)?;
+            let shutdown = Shutdown::default();
+            on_interrupt(shutdown.clone());
+            let report = hephaestus::kafka::replay::replay(&req, &shutdown)?;
+            eprintln!("hephaestus: replay {}", serde_json::to_string(&report)?);
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Run(args) => {
             let overrides = args.overrides().map_err(anyhow::Error::msg)?;
             let plan = Plan::load(&args.spec, overrides)?;

@@ -25,6 +25,8 @@ pub mod names {
     pub const INCIDENTS: &str = "hephaestus_incidents";
     pub const INCIDENT_UPDATES: &str = "hephaestus_incident_updates_total";
     pub const INCIDENTS_EVICTED: &str = "hephaestus_incidents_evicted_total";
+    pub const KAFKA_LAG: &str = "hephaestus_kafka_consumer_lag";
+    pub const KAFKA_RETRIES: &str = "hephaestus_kafka_delivery_retries_total";
     pub const BUILD_INFO: &str = "hephaestus_build_info";
     pub const START_TIME: &str = "hephaestus_start_time_seconds";
 }
@@ -112,6 +114,17 @@ pub fn incidents(
     }
     counter!(names::INCIDENT_UPDATES, "worker" => w.clone()).increment(updates as u64);
     counter!(names::INCIDENTS_EVICTED, "worker" => w).absolute(evicted_total);
+}
+
+/// Records behind the newest offset of a partition the job consumes.
+pub fn consumer_lag(topic: &str, partition: i32, lag: i64) {
+    gauge!(names::KAFKA_LAG, "topic" => topic.to_string(), "partition" => partition.to_string())
+        .set(lag as f64);
+}
+
+/// Deliveries that failed after librdkafka's retries and were sent again.
+pub fn kafka_retries(output: &'static str, n: u64) {
+    counter!(names::KAFKA_RETRIES, "output" => output).increment(n);
 }
 
 /// The Prometheus endpoint; serving stops when this is dropped.

@@ -4,24 +4,30 @@
 //!
 //! ```text
 //! source ─► multiline ─► parse ─┬─► detect ─► cluster ─► incidents ─► write incidents (worker 0)
-//!  (owned      (same      (spread│                 ▲ (by fingerprint; differential counts)
-//!   inputs)    worker)    by pos)├─► clock ────────┘ (broadcast)
+//!  (files,     (same      (spread│      │               ▲ (by route;  └─► Kafka incidents
+//!  partitions) worker)    by pos)│      └─► Kafka errors│  differential counts)
+//!                                ├─► clock ─────────────┘ (broadcast)
+//!                                ├─► Kafka structured
 //!                                └─► dead letters ─► write dead letters (worker 0)
 //! ```
 //!
+//! Every output is probed: a source does not run too far ahead of it, and the Kafka source
+//! commits an offset only once every output derived from it is written or delivered.
 //! State: none here; each stage keeps its own.
 
 use timely::dataflow::ProbeHandle;
-use timely::dataflow::operators::Probe;
+use timely::dataflow::operators::{Concat, Probe};
 use timely::worker::Worker;
 
 use crate::cluster::stage::ClusterEvents;
 use crate::detect::stage::DetectErrors;
 use crate::incident::stage::TrackIncidents;
 use crate::job::Ctx;
+use crate::kafka::sink::produce;
+use crate::kafka::source::{OpenHeads, read_kafka};
 use crate::multiline::stage::JoinMultiline;
 use crate::parse::stage::ParseRecords;
-use crate::record::Position;
+use crate::record::{ErrorEvent, LogRecord, Position};
 use crate::sink::{WriteDeadLetters, WriteIncidents};
 use crate::source::stage::read_inputs;
 
@@ -43,13 +49,43 @@ pub fn spread(pos: &Position) -> u64 {
 pub fn build(worker: &mut Worker, ctx: Ctx) {
     worker.dataflow::<Epoch, _, _>(|scope| {
         let probe = ProbeHandle::new();
-        let items = read_inputs(scope, &ctx, probe.clone());
-        let raw = items.join_multiline(&ctx);
+        let open = OpenHeads::default();
+        let mut items = read_inputs(scope, &ctx, probe.clone());
+        if ctx.plan.kafka_source.is_some() {
+            items = items.concat(read_kafka(scope, &ctx, probe.clone(), open.clone()));
+        }
+        let raw = items.join_multiline(&ctx, open);
         let (records, dead, clock) = raw.parse_records(&ctx);
-        let incidents = records
-            .detect_errors(&ctx)
+        let errors = records.clone().detect_errors(&ctx);
+        let incidents = errors
+            .clone()
             .cluster_events(&ctx)
             .track_incidents(clock, &ctx);
+        if let Some(kafka) = &ctx.plan.kafka {
+            // Structured records and error events are keyed by their input (one partition keeps
+            // an input's order); incidents by fingerprint (a compacted topic keeps the latest).
+            let (topics, to) = (&kafka.topics, &kafka.produce);
+            if to.structured {
+                let plan = ctx.plan.clone();
+                let key = move |r: &LogRecord| plan.source_name(r.pos.source).into_bytes();
+                produce(records, &ctx, &topics.structured, "structured", key).probe_with(&probe);
+            }
+            if to.errors {
+                let plan = ctx.plan.clone();
+                let key = move |e: &ErrorEvent| plan.source_name(e.record.pos.source).into_bytes();
+                produce(errors, &ctx, &topics.errors, "errors", key).probe_with(&probe);
+            }
+            if to.incidents {
+                produce(
+                    incidents.clone(),
+                    &ctx,
+                    &topics.incidents,
+                    "incidents",
+                    |i| i.fingerprint.clone().into_bytes(),
+                )
+                .probe_with(&probe);
+            }
+        }
         incidents.probe_with(&probe).write_incidents(&ctx);
         dead.probe_with(&probe).write_dead_letters(&ctx);
     });

@@ -155,19 +155,20 @@ impl WriteDeadLetters for StreamVec<'_, Epoch, DeadLetter> {
             "WriteDeadLetters",
             move |mut batch: Vec<DeadLetter>| {
                 batch.sort_by_key(|d| (d.pos, d.reason));
-                lines.write(batch.iter().map(|d| {
-                    DeadLine {
-                        source: plan
-                            .inputs
-                            .get(d.pos.source as usize)
-                            .map_or("?", |i| i.name.as_str()),
-                        line: d.pos.line,
-                        offset: d.pos.offset,
-                        reason: d.reason.as_str(),
-                        detail: &d.detail,
-                        bytes: d.bytes,
-                        preview: &d.preview,
-                    }
+                let mut names: std::collections::HashMap<u32, String> = Default::default();
+                for d in &batch {
+                    names
+                        .entry(d.pos.source)
+                        .or_insert_with(|| plan.source_name(d.pos.source));
+                }
+                lines.write(batch.iter().map(|d| DeadLine {
+                    source: names.get(&d.pos.source).map_or("?", String::as_str),
+                    line: d.pos.line,
+                    offset: d.pos.offset,
+                    reason: d.reason.as_str(),
+                    detail: &d.detail,
+                    bytes: d.bytes,
+                    preview: &d.preview,
                 }));
             },
         );

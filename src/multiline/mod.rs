@@ -193,6 +193,11 @@ impl Joiner {
         self.open.is_some()
     }
 
+    /// The offset of the open record's first line (nothing at or after it is fully processed).
+    pub fn open_head(&self) -> Option<u64> {
+        self.open.as_ref().map(|o| o.rec.pos.offset)
+    }
+
     fn emit(&mut self, end_of_input: bool, out: &mut Vec<RawLine>) {
         if let Some(mut open) = self.open.take() {
             while open.rec.lines > 1 && open.rec.bytes.last() == Some(&b'\n') {

@@ -2,7 +2,8 @@
 //!
 //! In: `SourceItem`s (pipeline: no exchange, an input's lines stay in order on its worker). Out:
 //! joined `RawLine` records, each emitted at the epoch in which it completed. State: the open
-//! record of each input (see `Joiner`).
+//! record of each input (see `Joiner`); for Kafka partitions, the offset of each open record's
+//! head is published to the source (`OpenHeads`) so that it is not committed before it is done.
 
 use std::collections::HashMap;
 
@@ -12,17 +13,19 @@ use timely::dataflow::operators::Operator;
 
 use super::Joiner;
 use crate::job::Ctx;
+use crate::kafka::source::OpenHeads;
 use crate::metrics::OperatorMetrics;
 use crate::pipeline::Epoch;
 use crate::record::RawLine;
 use crate::source::SourceItem;
+use crate::spec::KAFKA_SOURCE_BASE;
 
 pub trait JoinMultiline<'s> {
-    fn join_multiline(self, ctx: &Ctx) -> StreamVec<'s, Epoch, RawLine>;
+    fn join_multiline(self, ctx: &Ctx, open: OpenHeads) -> StreamVec<'s, Epoch, RawLine>;
 }
 
 impl<'s> JoinMultiline<'s> for StreamVec<'s, Epoch, SourceItem> {
-    fn join_multiline(self, ctx: &Ctx) -> StreamVec<'s, Epoch, RawLine> {
+    fn join_multiline(self, ctx: &Ctx, open: OpenHeads) -> StreamVec<'s, Epoch, RawLine> {
         let cfg = ctx.plan.multiline.clone();
         let worker = self.scope().index();
         self.unary(Pipeline, "Multiline", move |_cap, _info| {
@@ -55,6 +58,14 @@ impl<'s> JoinMultiline<'s> for StreamVec<'s, Epoch, SourceItem> {
                             }
                         }
                     }
+                    let mut heads = open.borrow_mut();
+                    for (&id, j) in joiners.iter().filter(|(id, _)| **id >= KAFKA_SOURCE_BASE) {
+                        match j.open_head() {
+                            Some(head) => heads.insert(id, head),
+                            None => heads.remove(&id),
+                        };
+                    }
+                    drop(heads);
                     metrics.batch(n_in, &[out.len()]);
                     output.session(&cap).give_iterator(out.drain(..));
                 });

@@ -6,8 +6,6 @@
 //! between log lines) takes the previous record's from the same input, so event time never
 //! mixes log time with wall-clock time. State: the last timestamp of each input.
 
-use std::sync::Arc;
-
 use std::collections::HashMap;
 
 use timely::dataflow::StreamVec;
@@ -15,7 +13,6 @@ use timely::dataflow::channels::pact::Pipeline;
 use timely::dataflow::operators::generic::OutputBuilder;
 use timely::dataflow::operators::generic::builder_rc::OperatorBuilder;
 
-use super::Parser;
 use crate::job::Ctx;
 use crate::metrics::{self, OperatorMetrics, Stats};
 use crate::pipeline::Epoch;
@@ -44,8 +41,7 @@ impl<'s> ParseRecords<'s> for StreamVec<'s, Epoch, RawLine> {
     fn parse_records(self, ctx: &Ctx) -> Parsed<'s> {
         let scope = self.scope();
         let worker = scope.index();
-        let parsers: Arc<Vec<Parser>> =
-            Arc::new(ctx.plan.inputs.iter().map(|i| i.parser.clone()).collect());
+        let plan = ctx.plan.clone();
         let stats = ctx.stats.clone();
         let mut builder = OperatorBuilder::new("Parse".to_owned(), scope);
         let mut input = builder.new_input(self, Pipeline);
@@ -73,7 +69,7 @@ impl<'s> ParseRecords<'s> for StreamVec<'s, Epoch, RawLine> {
                     for batch in data {
                         for raw in batch.drain(..) {
                             n_in += 1;
-                            let (rec, letter) = match parsers.get(raw.pos.source as usize) {
+                            let (rec, letter) = match plan.parser(raw.pos.source) {
                                 Some(p) => p.parse(raw),
                                 None => (None, None),
                             };

@@ -20,8 +20,11 @@ use crate::record::RawLine;
 #[serde(deny_unknown_fields)]
 pub struct SourceConfig {
     /// Files, directories (their files, sorted) or globs, relative to the spec's directory;
-    /// `-` is stdin.
+    /// `-` is stdin. A source has either `paths` or `topic`.
+    #[serde(default)]
     pub paths: Vec<String>,
+    /// A Kafka topic to consume (see `[kafka]`); its partitions are shared among the workers.
+    pub topic: Option<String>,
     /// The line format; `auto` detects it per line.
     #[serde(default)]
     pub format: SourceFormat,

@@ -5,7 +5,7 @@
 
 mod plan;
 
-pub use plan::{Cluster, Overrides, Plan, Sink, read_hostfile};
+pub use plan::{Cluster, KAFKA_SOURCE_BASE, Overrides, Plan, Sink, read_hostfile};
 
 use std::path::Path;
 
@@ -49,6 +49,8 @@ pub struct Spec {
     pub output: OutputConfig,
     #[serde(default)]
     pub metrics: MetricsConfig,
+    /// The Kafka cluster, for `topic` sources and Kafka outputs.
+    pub kafka: Option<crate::kafka::KafkaConfig>,
 }
 
 /// `[job]`: parallelism and pacing.

@@ -50,6 +50,8 @@ pub struct Overrides {
     pub cluster: Cluster,
     /// Turn the metrics endpoint off (tests running several jobs in one process).
     pub no_metrics: bool,
+    /// Stop once no record has arrived on any live input for this long.
+    pub exit_when_idle: Option<std::time::Duration>,
 }
 
 /// Where a stream of JSON lines goes.
@@ -100,7 +102,14 @@ pub struct Plan {
     pub dead_letters: Sink,
     pub summary: bool,
     pub metrics: Option<SocketAddr>,
+    pub kafka: Option<crate::kafka::KafkaConfig>,
+    /// The Kafka topic source, if any: its topic and how its records are parsed.
+    pub kafka_source: Option<(String, Parser)>,
+    pub exit_when_idle: Option<std::time::Duration>,
 }
+
+/// Source ids of Kafka partitions start here (file inputs are numbered from 0).
+pub const KAFKA_SOURCE_BASE: u32 = 1 << 30;
 
 fn current_year() -> i32 {
     crate::time::civil_from_days(crate::time::now_ms().div_euclid(86_400_000)).0 as i32
@@ -131,6 +140,7 @@ impl Plan {
                 header: template.as_ref().and_then(|s| s.header.clone()),
                 service: template.as_ref().and_then(|s| s.service.clone()),
                 follow: false,
+                topic: None,
             };
             (vec![src], PathBuf::new())
         };
@@ -141,10 +151,8 @@ impl Plan {
         }
         let default_year = spec.parse.default_year.unwrap_or_else(current_year);
         let mut inputs = Vec::new();
+        let mut kafka_source = None;
         for (i, src) in sources.iter().enumerate() {
-            if src.paths.is_empty() {
-                return Err(err(format!("sources[{i}].paths is empty")));
-            }
             let format = FormatChoice::new(src.format, src.header.as_deref())
                 .map_err(|e| err(format!("sources[{i}]: {e}")))?;
             let parser = Parser {
@@ -152,6 +160,26 @@ impl Plan {
                 service: src.service.clone(),
                 default_year,
             };
+            match (&src.topic, src.paths.is_empty()) {
+                (Some(topic), true) => {
+                    if spec.kafka.is_none() {
+                        return Err(err(format!(
+                            "sources[{i}] reads topic `{topic}` but the spec has no [kafka] section"
+                        )));
+                    }
+                    if kafka_source.replace((topic.clone(), parser)).is_some() {
+                        return Err(err("at most one source can read a Kafka topic".into()));
+                    }
+                    continue;
+                }
+                (Some(_), false) => {
+                    return Err(err(format!(
+                        "sources[{i}] has both `paths` and `topic`: choose one"
+                    )));
+                }
+                (None, true) => return Err(err(format!("sources[{i}] needs `paths` or `topic`"))),
+                (None, false) => {}
+            }
             for entry in &src.paths {
                 for kind in expand(entry, &base).map_err(&err)? {
                     let name = match &kind {
@@ -172,9 +200,10 @@ impl Plan {
         if inputs.iter().filter(|i| i.kind == InputKind::Stdin).count() > 1 {
             return Err(err("stdin (`-`) can be read only once".into()));
         }
-        let live = inputs
-            .iter()
-            .any(|i| i.follow || i.kind == InputKind::Stdin);
+        let live = kafka_source.is_some()
+            || inputs
+                .iter()
+                .any(|i| i.follow || i.kind == InputKind::Stdin);
 
         let workers = ov.workers.unwrap_or(spec.job.workers);
         if workers == 0 {
@@ -257,6 +286,9 @@ impl Plan {
             dead_letters,
             summary: spec.output.summary,
             metrics,
+            kafka: spec.kafka.clone(),
+            kafka_source,
+            exit_when_idle: ov.exit_when_idle,
         })
     }
 
@@ -279,6 +311,25 @@ impl Plan {
                 zerocopy: false,
             },
             worker: timely::WorkerConfig::default(),
+        }
+    }
+
+    /// How the records of a source are parsed (a file input, or a partition of the topic).
+    pub fn parser(&self, source: u32) -> Option<&Parser> {
+        if source >= KAFKA_SOURCE_BASE {
+            return self.kafka_source.as_ref().map(|(_, p)| p);
+        }
+        self.inputs.get(source as usize).map(|i| &i.parser)
+    }
+
+    /// A source's name for dead letters and messages.
+    pub fn source_name(&self, source: u32) -> String {
+        match (&self.kafka_source, source.checked_sub(KAFKA_SOURCE_BASE)) {
+            (Some((topic, _)), Some(partition)) => format!("kafka:{topic}/{partition}"),
+            _ => self
+                .inputs
+                .get(source as usize)
+                .map_or_else(|| "?".into(), |i| i.name.clone()),
         }
     }
 

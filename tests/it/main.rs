@@ -5,10 +5,12 @@
 //! helpers and `reference` the sequential implementation the dataflow is checked against.
 
 mod bad_input;
+mod broker;
 mod cli;
 mod common;
 mod dedup;
 mod golden;
+mod kafka;
 mod live;
 mod loghub;
 mod processes;

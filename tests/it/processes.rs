@@ -3,14 +3,7 @@
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
-use crate::common::{Reaped, files_with_ext, root};
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
-}
+use crate::common::{Reaped, files_with_ext, free_port, root};
 
 fn logs() -> Vec<PathBuf> {
     files_with_ext(&root().join("fixtures/logs"), "log")

@@ -1,0 +1,182 @@
+//! Kafka: the `[kafka]` section of a spec and the one place where clients are configured.
+//!
+//! In: the spec's brokers, group, topic names and extra librdkafka options (the environment
+//! variable `HEPHAESTUS_KAFKA_BROKERS` overrides the brokers). Out: configured consumers and
+//! producers. No state. The source operator is in `source.rs`, the sinks in `sink.rs`. Any
+//! Kafka-protocol broker works (Apache Kafka with KRaft, Redpanda, tansu); nothing here talks to
+//! ZooKeeper.
+
+pub mod replay;
+pub mod sink;
+pub mod source;
+
+use std::collections::BTreeMap;
+
+use rdkafka::ClientConfig;
+use rdkafka::config::RDKafkaLogLevel;
+use serde::{Deserialize, Serialize};
+
+/// The environment variable that overrides the spec's brokers.
+pub const BROKERS_ENV: &str = "HEPHAESTUS_KAFKA_BROKERS";
+
+/// `[kafka]`: the cluster and the seed's topics.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct KafkaConfig {
+    /// Bootstrap brokers, `host:port[,host:port…]`.
+    pub brokers: String,
+    /// Consumer group under which consumed offsets are committed (partitions are assigned to
+    /// workers by the job, not by the group).
+    pub group: String,
+    /// Where a partition with no committed offset starts: `earliest` or `latest`.
+    pub start: Start,
+    pub topics: Topics,
+    /// Which outputs go to Kafka, besides the file outputs.
+    pub produce: Produce,
+    /// Extra librdkafka settings, passed through as given (they win over the defaults below).
+    pub options: BTreeMap<String, String>,
+}
+
+impl Default for KafkaConfig {
+    fn default() -> Self {
+        KafkaConfig {
+            brokers: "127.0.0.1:9092".into(),
+            group: "hephaestus".into(),
+            start: Start::Earliest,
+            topics: Topics::default(),
+            produce: Produce::default(),
+            options: BTreeMap::new(),
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Start {
+    #[default]
+    Earliest,
+    Latest,
+}
+
+/// `[kafka.topics]`: topic names.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Topics {
+    pub raw: String,
+    pub structured: String,
+    pub errors: String,
+    pub incidents: String,
+    pub fixes: String,
+}
+
+impl Default for Topics {
+    fn default() -> Self {
+        Topics {
+            raw: "hephaestus.logs.raw".into(),
+            structured: "hephaestus.logs.structured".into(),
+            errors: "hephaestus.errors".into(),
+            incidents: "hephaestus.incidents".into(),
+            fixes: "hephaestus.fixes".into(),
+        }
+    }
+}
+
+/// `[kafka.produce]`: the outputs written to topics.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Produce {
+    /// Incident updates, keyed by fingerprint (a compacted topic keeps each incident's latest).
+    pub incidents: bool,
+    /// Every parsed record (`LogRecord` as JSON).
+    pub structured: bool,
+    /// Every error event (`ErrorEvent` as JSON).
+    pub errors: bool,
+}
+
+/// librdkafka's own log lines (warnings and worse, or everything asked for with the `debug`
+/// option), on stderr.
+pub(crate) fn log(level: RDKafkaLogLevel, facility: &str, message: &str) {
+    eprintln!("hephaestus: kafka: {level:?} {facility}: {message}");
+}
+
+impl KafkaConfig {
+    /// The brokers, with the environment override applied.
+    pub fn brokers(&self) -> String {
+        std::env::var(BROKERS_ENV)
+            .ok()
+            .filter(|b| !b.trim().is_empty())
+            .unwrap_or_else(|| self.brokers.clone())
+    }
+
+    /// Settings shared by every client.
+    fn base(&self, client_id: &str) -> ClientConfig {
+        let mut c = ClientConfig::new();
+        c.set("bootstrap.servers", self.brokers())
+            // Identifies the process and worker in broker logs and metrics.
+            .set("client.id", client_id)
+            // A broker that is down is retried for as long as the job runs; reconnect backoff
+            // grows to 10 s so a long outage does not spin.
+            .set("reconnect.backoff.max.ms", "10000")
+            // Metadata (partition leaders) is refreshed every 30 s and at once on errors.
+            .set("topic.metadata.refresh.interval.ms", "30000");
+        c.set_log_level(RDKafkaLogLevel::Warning);
+        c
+    }
+
+    fn apply_options(&self, c: &mut ClientConfig) {
+        for (k, v) in &self.options {
+            c.set(k, v);
+        }
+    }
+
+    /// A consumer for manually assigned partitions.
+    pub fn consumer(&self, client_id: &str) -> ClientConfig {
+        let mut c = self.base(client_id);
+        // Offsets are committed by the job, only up to what every output has delivered
+        // (at-least-once): never automatically, and never stored automatically either.
+        c.set("group.id", &self.group)
+            .set("enable.auto.commit", "false")
+            .set("enable.auto.offset.store", "false")
+            // Where a partition without a committed offset starts.
+            .set(
+                "auto.offset.reset",
+                match self.start {
+                    Start::Earliest => "earliest",
+                    Start::Latest => "latest",
+                },
+            )
+            // Each worker polls without blocking; librdkafka prefetches up to this much per
+            // partition in the background so a poll seldom comes back empty under load.
+            .set("queued.max.messages.kbytes", "65536")
+            // A partition end is not an error: the source decides when it is idle.
+            .set("enable.partition.eof", "false")
+            // Session timeout matters only for group coordination (commits); 6 s keeps a
+            // restarted job from waiting long (tansu takes half of it to answer a first join).
+            .set("session.timeout.ms", "6000");
+        self.apply_options(&mut c);
+        c
+    }
+
+    /// An admin client (topic creation).
+    pub fn admin(&self) -> ClientConfig {
+        let mut c = self.base("hephaestus-admin");
+        self.apply_options(&mut c);
+        c
+    }
+
+    /// A producer whose every delivery is reported back.
+    pub fn producer(&self, client_id: &str) -> ClientConfig {
+        let mut c = self.base(client_id);
+        // All in-sync replicas acknowledge, and retries cannot duplicate or reorder records.
+        c.set("acks", "all")
+            .set("enable.idempotence", "true")
+            // librdkafka retries a failed send for up to two minutes before reporting failure;
+            // the sink then sends again and counts it.
+            .set("message.timeout.ms", "120000")
+            // Small batches, short linger: incidents are few and latency matters more.
+            .set("linger.ms", "5")
+            .set("compression.type", "lz4");
+        self.apply_options(&mut c);
+        c
+    }
+}
