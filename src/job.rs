@@ -73,6 +73,21 @@ pub enum JobError {
     Failed(Vec<String>),
 }
 
+/// After a clean end every worker has saved its state: files written with another number of
+/// workers are no longer needed.
+fn remove_stale_state(plan: &Plan, errors: &mut Vec<String>) {
+    let dirs = [&plan.state_dir, &plan.cluster_cfg.state_dir];
+    let prefixes = [
+        crate::incident::state::PREFIX,
+        crate::cluster::state::PREFIX,
+    ];
+    for dir in dirs.into_iter().flatten() {
+        if let Err(e) = crate::checkpoint::remove_stale(dir, &prefixes, plan.peers()) {
+            errors.push(format!("state dir {}: {e}", dir.display()));
+        }
+    }
+}
+
 /// Runs the job to completion (end of input, or shutdown).
 pub fn run(plan: Plan, shutdown: Shutdown) -> Result<Summary, JobError> {
     let _server = match plan.metrics {
@@ -122,7 +137,10 @@ pub fn run(plan: Plan, shutdown: Shutdown) -> Result<Summary, JobError> {
         incident_updates: Stats::get(&s.incident_updates),
         dead_letters: Stats::get(&s.dead_letters),
     };
-    let errors = ctx.errors.lock().map(|e| e.clone()).unwrap_or_default();
+    let mut errors = ctx.errors.lock().map(|e| e.clone()).unwrap_or_default();
+    if errors.is_empty() {
+        remove_stale_state(&ctx.plan, &mut errors);
+    }
     if errors.is_empty() {
         Ok(summary)
     } else {

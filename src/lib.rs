@@ -7,6 +7,7 @@
 //! validated plan; `job` runs it. Each stage keeps its pure logic apart from its timely operator
 //! (`stage.rs`), so the logic is tested on its own.
 
+pub mod checkpoint;
 pub mod cli;
 pub mod cluster;
 pub mod detect;

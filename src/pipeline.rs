@@ -19,12 +19,14 @@ use timely::dataflow::ProbeHandle;
 use timely::dataflow::operators::{Concat, Probe};
 use timely::worker::Worker;
 
+use crate::checkpoint::Watermark;
 use crate::cluster::stage::ClusterEvents;
 use crate::detect::stage::DetectErrors;
 use crate::incident::stage::TrackIncidents;
 use crate::job::Ctx;
+use crate::kafka::commit::SharedHeads;
 use crate::kafka::sink::produce;
-use crate::kafka::source::{OpenHeads, read_kafka};
+use crate::kafka::source::read_kafka;
 use crate::multiline::stage::JoinMultiline;
 use crate::parse::stage::ParseRecords;
 use crate::record::{ErrorEvent, LogRecord, Position};
@@ -49,18 +51,20 @@ pub fn spread(pos: &Position) -> u64 {
 pub fn build(worker: &mut Worker, ctx: Ctx) {
     worker.dataflow::<Epoch, _, _>(|scope| {
         let probe = ProbeHandle::new();
-        let open = OpenHeads::default();
+        let checkpoints = ProbeHandle::new();
+        let heads = SharedHeads::default();
         let mut items = read_inputs(scope, &ctx, probe.clone());
         if ctx.plan.kafka_source.is_some() {
-            items = items.concat(read_kafka(scope, &ctx, probe.clone(), open.clone()));
+            let probes = (probe.clone(), checkpoints.clone());
+            items = items.concat(read_kafka(scope, &ctx, probes, heads.clone()));
         }
-        let raw = items.join_multiline(&ctx, open);
+        let raw = items.join_multiline(&ctx, heads);
         let (records, dead, clock) = raw.parse_records(&ctx);
         let errors = records.clone().detect_errors(&ctx);
-        let incidents = errors
-            .clone()
-            .cluster_events(&ctx)
-            .track_incidents(clock, &ctx);
+        let miner_saved = Watermark::default();
+        let clustered = errors.clone().cluster_events(&ctx, miner_saved.clone());
+        let (incidents, saved) = clustered.track_incidents(clock, &ctx, miner_saved);
+        saved.probe_with(&checkpoints);
         if let Some(kafka) = &ctx.plan.kafka {
             // Structured records and error events are keyed by their input (one partition keeps
             // an input's order); incidents by fingerprint (a compacted topic keeps the latest).

@@ -3,8 +3,9 @@
 //! In: `ErrorEvent`s, exchanged by `exchange_key` (template partition, or spread for traces).
 //! Out: `Clustered` events. Template mining depends on order, so each epoch's events are held
 //! until the frontier passes the epoch and then mined sorted by position: the same templates and
-//! ids for any number of workers. State: the miner (loaded from and saved to `state_dir` when
-//! set), and the events of epochs not yet complete.
+//! ids for any number of workers. State: the miner (loaded from `state_dir` when set, and saved
+//! there at each checkpoint boundary and at end of input; the `Watermark` tells the incident
+//! stage how far the saved miner reaches), and the events of epochs not yet complete.
 
 use std::collections::BTreeMap;
 
@@ -13,17 +14,18 @@ use timely::dataflow::channels::pact::Exchange;
 use timely::dataflow::operators::{Capability, Operator};
 
 use super::{Clusterer, exchange_key, state};
+use crate::checkpoint::{Schedule, Watermark};
 use crate::job::Ctx;
 use crate::metrics::{self, OperatorMetrics};
 use crate::pipeline::Epoch;
 use crate::record::{Clustered, ErrorEvent};
 
 pub trait ClusterEvents<'s> {
-    fn cluster_events(self, ctx: &Ctx) -> StreamVec<'s, Epoch, Clustered>;
+    fn cluster_events(self, ctx: &Ctx, saved: Watermark) -> StreamVec<'s, Epoch, Clustered>;
 }
 
 impl<'s> ClusterEvents<'s> for StreamVec<'s, Epoch, ErrorEvent> {
-    fn cluster_events(self, ctx: &Ctx) -> StreamVec<'s, Epoch, Clustered> {
+    fn cluster_events(self, ctx: &Ctx, saved: Watermark) -> StreamVec<'s, Epoch, Clustered> {
         let cfg = ctx.plan.cluster_cfg.clone();
         let (worker, peers) = (self.scope().index(), self.scope().peers());
         let ctx = ctx.clone();
@@ -32,15 +34,28 @@ impl<'s> ClusterEvents<'s> for StreamVec<'s, Epoch, ErrorEvent> {
             "Cluster",
             move |_cap, _info| {
                 let mut clusterer = Clusterer::new(&cfg);
-                let mut saved = cfg.state_dir.is_none();
                 if let Some(dir) = &cfg.state_dir
                     && let Err(e) = state::load(clusterer.miner_mut(), dir, worker, peers)
                 {
                     ctx.error(format!("cluster.state_dir {}: {e}", dir.display()));
                 }
+                if cfg.state_dir.is_none() {
+                    saved.set(Epoch::MAX);
+                }
+                let mut schedule = Schedule::new(ctx.plan.checkpoint_epochs);
+                let save = move |clusterer: &Clusterer, at: Epoch| {
+                    if let Some(dir) = &cfg.state_dir {
+                        if let Err(e) = state::save(clusterer.miner(), dir, worker, peers) {
+                            ctx.error(format!("cluster.state_dir {}: {e}", dir.display()));
+                            return;
+                        }
+                        saved.set(at);
+                    }
+                };
                 let mut pending: BTreeMap<Epoch, (Capability<Epoch>, Vec<ErrorEvent>)> =
                     BTreeMap::new();
                 let op_metrics = OperatorMetrics::new("cluster", worker, &["ok"]);
+                let mut finished = false;
                 move |(input, frontier), output| {
                     input.for_each_stamp(|cap, data| {
                         let Some(time) = cap.least().copied() else {
@@ -58,6 +73,9 @@ impl<'s> ClusterEvents<'s> for StreamVec<'s, Epoch, ErrorEvent> {
                         if frontier.less_equal(entry.key()) {
                             break;
                         }
+                        if let Some(b) = schedule.before(*entry.key()) {
+                            save(&clusterer, b);
+                        }
                         let (cap, mut events) = entry.remove();
                         events.sort_by_key(|e| e.record.pos);
                         let n = events.len();
@@ -74,13 +92,17 @@ impl<'s> ClusterEvents<'s> for StreamVec<'s, Epoch, ErrorEvent> {
                             clusterer.miner().evicted(),
                         );
                     }
-                    if !saved && frontier.is_empty() {
-                        saved = true;
-                        if let Some(dir) = &cfg.state_dir
-                            && let Err(e) = state::save(clusterer.miner(), dir, worker, peers)
-                        {
-                            ctx.error(format!("cluster.state_dir {}: {e}", dir.display()));
+                    match frontier.frontier().iter().min() {
+                        Some(&f) => {
+                            if let Some(b) = schedule.after(f) {
+                                save(&clusterer, b);
+                            }
                         }
+                        None if !finished => {
+                            finished = true;
+                            save(&clusterer, Epoch::MAX);
+                        }
+                        None => {}
                     }
                 }
             },

@@ -1,42 +1,26 @@
-//! The miner's state between runs: each worker saves its live templates at end of input and,
-//! at start, loads the templates of the partitions it owns, so a restarted job keeps its
-//! template ids (and its incidents their fingerprints) for any number of workers.
+//! The miner's state between runs: each worker checkpoints its live templates (with the
+//! incident book, at the same epoch boundaries, and at end of input) and, at start, loads the
+//! templates of the partitions it owns, so a restarted job keeps its template ids (and its
+//! incidents their fingerprints) for any number of workers.
 //!
 //! In: a directory. Out: `templates-<worker>-of-<peers>.jsonl` files, one saved template per
-//! line. State: none beyond the files. A file from an earlier run with another worker count is
-//! read at start like the others and removed by worker 0 when it saves.
+//! line. State: none beyond the files (see `checkpoint` for how they are written and when files
+//! of another worker count go).
 
-use std::collections::HashSet;
-use std::io::{BufRead, BufWriter, Write};
-use std::path::{Path, PathBuf};
+use std::collections::BTreeMap;
+use std::io::{BufRead, Write};
+use std::path::Path;
 
 use super::miner::{Miner, SavedTemplate};
+use crate::checkpoint;
 
-fn file(dir: &Path, worker: usize, peers: usize) -> PathBuf {
-    dir.join(format!("templates-{worker}-of-{peers}.jsonl"))
-}
-
-fn state_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
-    let mut files: Vec<PathBuf> = match std::fs::read_dir(dir) {
-        Ok(entries) => entries.filter_map(Result::ok).map(|e| e.path()).collect(),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(e),
-    };
-    files.retain(|p| {
-        p.file_name()
-            .and_then(|n| n.to_str())
-            .is_some_and(|n| n.starts_with("templates-") && n.ends_with(".jsonl"))
-    });
-    files.sort();
-    Ok(files)
-}
+pub const PREFIX: &str = "templates-";
 
 /// Loads the saved templates whose partition this worker owns (`partition % peers == worker`,
-/// the exchange's routing). Returns how many were loaded.
+/// the exchange's routing); a newer file wins over an older one. Returns how many were loaded.
 pub fn load(miner: &mut Miner, dir: &Path, worker: usize, peers: usize) -> std::io::Result<usize> {
-    let mut seen = HashSet::new();
-    let mut loaded = 0;
-    for path in state_files(dir)? {
+    let mut owned: BTreeMap<String, SavedTemplate> = BTreeMap::new();
+    for path in checkpoint::files(dir, PREFIX)? {
         let reader = std::io::BufReader::new(std::fs::File::open(&path)?);
         for line in reader.lines() {
             let line = line?;
@@ -46,41 +30,25 @@ pub fn load(miner: &mut Miner, dir: &Path, worker: usize, peers: usize) -> std::
                     path.display()
                 )));
             };
-            let owned = u64::from_str_radix(&t.partition, 16)
-                .is_ok_and(|p| p % peers as u64 == worker as u64);
-            if owned && seen.insert(t.id.clone()) && miner.import(&t) {
-                loaded += 1;
+            if u64::from_str_radix(&t.partition, 16)
+                .is_ok_and(|p| p % peers as u64 == worker as u64)
+            {
+                owned.insert(t.id.clone(), t);
             }
         }
     }
-    Ok(loaded)
+    Ok(owned.values().filter(|t| miner.import(t)).count())
 }
 
-/// Saves this worker's live templates (atomically: write, then rename).
+/// Saves this worker's live templates.
 pub fn save(miner: &Miner, dir: &Path, worker: usize, peers: usize) -> std::io::Result<()> {
-    std::fs::create_dir_all(dir)?;
-    let path = file(dir, worker, peers);
-    let tmp = path.with_extension("jsonl.tmp");
-    let mut out = BufWriter::new(std::fs::File::create(&tmp)?);
-    for t in miner.export() {
-        serde_json::to_writer(&mut out, &t)?;
-        out.write_all(b"\n")?;
-    }
-    out.into_inner().map_err(|e| e.into_error())?.sync_all()?;
-    std::fs::rename(&tmp, &path)?;
-    if worker == 0 {
-        let suffix = format!("-of-{peers}.jsonl");
-        for stale in state_files(dir)? {
-            if !stale
-                .file_name()
-                .and_then(|n| n.to_str())
-                .is_some_and(|n| n.ends_with(&suffix))
-            {
-                std::fs::remove_file(stale)?;
-            }
+    checkpoint::write_atomic(&checkpoint::file(dir, PREFIX, worker, peers), |out| {
+        for t in miner.export() {
+            serde_json::to_writer(&mut *out, &t)?;
+            out.write_all(b"\n")?;
         }
-    }
-    Ok(())
+        Ok(())
+    })
 }
 
 #[cfg(test)]

@@ -13,6 +13,7 @@ use std::collections::{BinaryHeap, HashMap};
 
 use super::IncidentConfig;
 use super::entry::Entry;
+use super::state::{Loaded, Saved};
 use crate::record::{Clustered, Incident, State};
 use crate::time::Millis;
 
@@ -73,6 +74,42 @@ impl Book {
     /// Incidents per state, indexed by `State as usize` (for metrics).
     pub fn states(&self) -> [u64; 6] {
         self.by_state
+    }
+
+    /// The clock, for a checkpoint.
+    pub fn clock(&self) -> (Millis, bool) {
+        (self.now, self.real_clock)
+    }
+
+    /// Every incident, for a checkpoint.
+    pub fn saved(&self) -> impl Iterator<Item = Saved> + '_ {
+        self.entries.iter().map(|(fp, e)| Saved::new(*fp, e))
+    }
+
+    /// Restores a checkpoint; returns the counts to seed the differential collection with (its
+    /// later changes then continue from the restored values).
+    pub fn restore(&mut self, loaded: Loaded) -> Vec<(CountKey, isize)> {
+        if let Some((now, real)) = loaded.clock {
+            self.now = self.now.max(now);
+            self.real_clock |= real;
+        }
+        let mut seeds = Vec::new();
+        for s in loaded.incidents {
+            let (fp, mut e) = s.into_entry();
+            for alias in e.parts.keys().filter(|a| **a != fp) {
+                self.redirect.insert(*alias, fp);
+            }
+            seeds.extend(
+                e.all_counts()
+                    .into_iter()
+                    .filter(|(_, d)| *d != 0)
+                    .map(|(k, d)| (k, -d)),
+            );
+            self.by_state[e.state as usize] += 1;
+            schedule(&self.cfg, &mut self.timers, fp, &mut e);
+            self.entries.insert(fp, e);
+        }
+        seeds
     }
 
     /// Moves the job clock forward. Log timestamps (`real`) drive it; the wall clock at

@@ -7,6 +7,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use serde::{Deserialize, Serialize};
+
 use super::IncidentConfig;
 use super::book::CountKey;
 use crate::record::{Clustered, Incident, Kind, Level, State, WindowCount};
@@ -18,12 +20,14 @@ const SAMPLE_BYTES: usize = 512;
 const MAX_REASONS: usize = 8;
 
 /// The differential counts of one alias: the total and per window start.
-#[derive(Default)]
+#[derive(Default, Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub(super) struct Part {
     pub total: u64,
     pub windows: BTreeMap<Millis, u64>,
 }
 
+/// Serialized as is in checkpoints (`state.rs`), except for the per-epoch bookkeeping.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub(super) struct Entry {
     pub route: u64,
     pub kind: Kind,
@@ -45,7 +49,9 @@ pub(super) struct Entry {
     pub last_emit: Millis,
     /// Events since the last emission.
     pub dirty: bool,
+    #[serde(skip)]
     pub touched: bool,
+    #[serde(skip)]
     pub timer: Option<Millis>,
 }
 

@@ -10,6 +10,7 @@
 mod book;
 mod entry;
 pub mod stage;
+pub mod state;
 
 pub use book::{Book, CountKey};
 

@@ -7,7 +7,11 @@
 //! incrementally; windows that fall out of the kept range are retracted through a feedback edge
 //! (so they leave the arrangement rather than being recomputed). The `Book` operator receives
 //! events, count changes and the broadcast clock, and at the end of each epoch decides what to
-//! emit; at end of input it flushes every incident with unreported events. State: the `Book`.
+//! emit; at end of input it flushes every incident with unreported events. State: the `Book`,
+//! restored from `job.state_dir` at start (its counts seed the differential collection at epoch
+//! 0) and saved there at each checkpoint boundary and at the end. The second output carries no
+//! data: its frontier is the newest checkpoint that this worker's book *and* miner have saved,
+//! and the Kafka source commits offsets only below it.
 
 use std::collections::BTreeMap;
 
@@ -20,7 +24,8 @@ use timely::dataflow::operators::generic::builder_rc::OperatorBuilder;
 use timely::dataflow::operators::vec::{Broadcast, Map};
 use timely::dataflow::operators::{Capability, Concat, ConnectLoop, Exchange, Feedback, Operator};
 
-use super::{Book, CountKey};
+use super::{Book, CountKey, state};
+use crate::checkpoint::{Schedule, Watermark};
 use crate::job::Ctx;
 use crate::metrics::{self, OperatorMetrics, Stats};
 use crate::parse::stage::ClockTick;
@@ -58,12 +63,16 @@ struct EpochInput {
     clock: Vec<ClockTick>,
 }
 
+/// Incident updates, and the checkpoint stream (no data; see the module docs).
+pub type Tracked<'s> = (StreamVec<'s, Epoch, Incident>, StreamVec<'s, Epoch, ()>);
+
 pub trait TrackIncidents<'s> {
     fn track_incidents(
         self,
         clock: StreamVec<'s, Epoch, ClockTick>,
         ctx: &Ctx,
-    ) -> StreamVec<'s, Epoch, Incident>;
+        miner_saved: Watermark,
+    ) -> Tracked<'s>;
 }
 
 impl<'s> TrackIncidents<'s> for StreamVec<'s, Epoch, Clustered> {
@@ -71,30 +80,50 @@ impl<'s> TrackIncidents<'s> for StreamVec<'s, Epoch, Clustered> {
         self,
         clock: StreamVec<'s, Epoch, ClockTick>,
         ctx: &Ctx,
-    ) -> StreamVec<'s, Epoch, Incident> {
+        miner_saved: Watermark,
+    ) -> Tracked<'s> {
         let scope = self.scope();
-        let worker = scope.index();
+        let (worker, peers) = (scope.index(), scope.peers());
         let cfg = ctx.plan.incident.clone();
         let stats = ctx.stats.clone();
+        let state_dir = ctx.plan.state_dir.clone();
+        let mut book = Book::new(cfg.clone());
+        let mut seeds = Vec::new();
+        if let Some(dir) = &state_dir {
+            match state::load(dir, worker, peers) {
+                Ok(loaded) => seeds = book.restore(loaded),
+                Err(e) => ctx.error(format!("job.state_dir {}: {e}", dir.display())),
+            }
+        }
 
         let events = self.exchange(|c: &Clustered| c.route);
         let (loop_handle, retractions) = scope.feedback::<Vec<Update>>(1);
         let window_cfg = cfg.clone();
-        let updates = events.clone().unary(Pipeline, "CountKeys", move |_, _| {
-            move |input, output| {
-                input.for_each_stamp(|cap, data| {
-                    let Some(t) = cap.least().copied() else {
-                        return;
-                    };
-                    let mut session = output.session(&cap);
-                    for c in data.flat_map(|b| b.iter()) {
-                        let window = window_cfg.window_of(c.event.record.time());
-                        session.give(((c.route, c.fingerprint, None), t, 1isize));
-                        session.give(((c.route, c.fingerprint, Some(window)), t, 1isize));
+        let updates = events
+            .clone()
+            .unary(Pipeline, "CountKeys", move |cap, info| {
+                // Restored counts enter the collection at epoch 0, before any event.
+                scope.activator_for(info.address).activate();
+                let mut seed = Some((cap, seeds));
+                move |input, output| {
+                    if let Some((cap, seeds)) = seed.take() {
+                        output
+                            .session(&cap)
+                            .give_iterator(seeds.into_iter().map(|(k, d)| (k, 0, d)));
                     }
-                });
-            }
-        });
+                    input.for_each_stamp(|cap, data| {
+                        let Some(t) = cap.least().copied() else {
+                            return;
+                        };
+                        let mut session = output.session(&cap);
+                        for c in data.flat_map(|b| b.iter()) {
+                            let window = window_cfg.window_of(c.event.record.time());
+                            session.give(((c.route, c.fingerprint, None), t, 1isize));
+                            session.give(((c.route, c.fingerprint, Some(window)), t, 1isize));
+                        }
+                    });
+                }
+            });
         let counts = updates.concat(retractions).as_collection().count();
         let counts = counts
             .inner
@@ -109,14 +138,28 @@ impl<'s> TrackIncidents<'s> for StreamVec<'s, Epoch, Clustered> {
         let mut input = builder.new_input(merged, Pipeline);
         let (out, incidents) = builder.new_output();
         let (ret, retract_stream) = builder.new_output::<Vec<Update>>();
+        let (_checkpoints, checkpoint_stream) = builder.new_output::<Vec<()>>();
         let mut out = OutputBuilder::from(out);
         let mut ret = OutputBuilder::from(ret);
+        let ctx = ctx.clone();
+        let activator = scope.activator_for(builder.operator_info().address);
         builder.build(move |mut caps| {
-            // Keep a capability for the end-of-input flush, but never for the feedback output:
-            // holding one there would keep our own input from ever completing.
+            // Keep a capability for the end-of-input flush and one for the checkpoint frontier,
+            // but never for the feedback output: holding one there would keep our own input
+            // from ever completing.
+            let mut covered: Option<Capability<Epoch>> = caps.pop().filter(|_| state_dir.is_some());
             caps.truncate(1);
             let mut held: Option<Capability<Epoch>> = caps.pop();
-            let mut book = Book::new(cfg);
+            let mut schedule = Schedule::new(ctx.plan.checkpoint_epochs);
+            let mut saved_at: Epoch = 0;
+            let save = move |book: &Book| -> bool {
+                let Some(dir) = &state_dir else { return false };
+                let saved = state::save(dir, worker, peers, book.clock(), book.saved());
+                if let Err(e) = &saved {
+                    ctx.error(format!("job.state_dir {}: {e}", dir.display()));
+                }
+                saved.is_ok()
+            };
             let mut pending: BTreeMap<Epoch, (Capability<Epoch>, Capability<Epoch>, EpochInput)> =
                 BTreeMap::new();
             let op_metrics = OperatorMetrics::new("incident", worker, &["ok"]);
@@ -149,6 +192,11 @@ impl<'s> TrackIncidents<'s> for StreamVec<'s, Epoch, Clustered> {
                         break;
                     }
                     let t = *entry.key();
+                    if let Some(b) = schedule.before(t)
+                        && save(&book)
+                    {
+                        saved_at = b;
+                    }
                     let (cap_out, cap_ret, mut epoch) = entry.remove();
                     for (t, real) in epoch.clock.drain(..) {
                         book.advance_clock(t, real);
@@ -175,6 +223,11 @@ impl<'s> TrackIncidents<'s> for StreamVec<'s, Epoch, Clustered> {
                         {
                             h.downgrade(&t);
                         }
+                        if let Some(b) = schedule.after(t)
+                            && save(&book)
+                        {
+                            saved_at = b;
+                        }
                     }
                     None => {
                         if let Some(mut h) = held.take() {
@@ -184,13 +237,30 @@ impl<'s> TrackIncidents<'s> for StreamVec<'s, Epoch, Clustered> {
                             book.flush(&mut emit);
                             report(&stats, worker, &book, emit.len());
                             out.session(&h).give_iterator(emit.drain(..));
+                            if save(&book) {
+                                saved_at = Epoch::MAX;
+                            }
                         }
+                    }
+                }
+                // The checkpoint frontier: what both this book and this worker's miner have
+                // saved. A failed save keeps it where it was (offsets stay uncommitted).
+                let reached = saved_at.min(miner_saved.get());
+                if reached == Epoch::MAX {
+                    covered = None;
+                } else if let Some(c) = covered.as_mut() {
+                    if reached > *c.time() {
+                        c.downgrade(&reached);
+                    }
+                    if held.is_none() {
+                        // Input is done; wait for the miner's final save.
+                        activator.activate_after(std::time::Duration::from_millis(10));
                     }
                 }
             }
         });
         retract_stream.connect_loop(loop_handle);
-        incidents
+        (incidents, checkpoint_stream)
     }
 }
 

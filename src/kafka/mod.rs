@@ -2,10 +2,12 @@
 //!
 //! In: the spec's brokers, group, topic names and extra librdkafka options (the environment
 //! variable `HEPHAESTUS_KAFKA_BROKERS` overrides the brokers). Out: configured consumers and
-//! producers. No state. The source operator is in `source.rs`, the sinks in `sink.rs`. Any
+//! producers. No state. The source operator is in `source.rs` (its offset commits in
+//! `commit.rs`), the sinks in `sink.rs`, `hephaestus replay` in `replay.rs`. Any
 //! Kafka-protocol broker works (Apache Kafka with KRaft, Redpanda, tansu); nothing here talks to
 //! ZooKeeper.
 
+pub mod commit;
 pub mod replay;
 pub mod sink;
 pub mod source;
@@ -115,8 +117,9 @@ impl KafkaConfig {
             // Identifies the process and worker in broker logs and metrics.
             .set("client.id", client_id)
             // A broker that is down is retried for as long as the job runs; reconnect backoff
-            // grows to 10 s so a long outage does not spin.
-            .set("reconnect.backoff.max.ms", "10000")
+            // grows to 2 s (librdkafka's default is 10 s), so the job resumes soon after an
+            // outage without spinning during it.
+            .set("reconnect.backoff.max.ms", "2000")
             // Metadata (partition leaders) is refreshed every 30 s and at once on errors.
             .set("topic.metadata.refresh.interval.ms", "30000");
         c.set_log_level(RDKafkaLogLevel::Warning);

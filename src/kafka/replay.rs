@@ -91,13 +91,24 @@ impl ProducerContext for Failures {
     }
 }
 
-/// Creates `topic` unless it exists.
+/// Creates `topic` unless it exists (checked first: some clusters refuse topic creation to
+/// clients, and an existing topic needs none).
 fn ensure_topic(req: &Request) -> Result<(), ReplayError> {
-    let admin: AdminClient<DefaultClientContext> = req
-        .kafka
-        .admin()
-        .create()
-        .map_err(|e| kafka("admin client", e))?;
+    let mut cfg = req.kafka.admin();
+    // Looking the topic up must not create it with the broker's default partition count.
+    cfg.set("allow.auto.create.topics", "false");
+    let admin: AdminClient<DefaultClientContext> =
+        cfg.create().map_err(|e| kafka("admin client", e))?;
+    let exists = admin
+        .inner()
+        .fetch_metadata(Some(&req.topic), Duration::from_secs(10))
+        .map_err(|e| kafka("metadata", e))?
+        .topics()
+        .first()
+        .is_some_and(|t| t.error().is_none() && !t.partitions().is_empty());
+    if exists {
+        return Ok(());
+    }
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

@@ -2,8 +2,9 @@
 //!
 //! In: `SourceItem`s (pipeline: no exchange, an input's lines stay in order on its worker). Out:
 //! joined `RawLine` records, each emitted at the epoch in which it completed. State: the open
-//! record of each input (see `Joiner`); for Kafka partitions, the offset of each open record's
-//! head is published to the source (`OpenHeads`) so that it is not committed before it is done.
+//! record of each input (see `Joiner`). For Kafka partitions, the head offsets of open records
+//! and of records emitted per epoch are published to the source (`Heads`), so that no offset is
+//! committed before the record holding it has been fully processed.
 
 use std::collections::HashMap;
 
@@ -13,7 +14,7 @@ use timely::dataflow::operators::Operator;
 
 use super::Joiner;
 use crate::job::Ctx;
-use crate::kafka::source::OpenHeads;
+use crate::kafka::commit::SharedHeads;
 use crate::metrics::OperatorMetrics;
 use crate::pipeline::Epoch;
 use crate::record::RawLine;
@@ -21,11 +22,11 @@ use crate::source::SourceItem;
 use crate::spec::KAFKA_SOURCE_BASE;
 
 pub trait JoinMultiline<'s> {
-    fn join_multiline(self, ctx: &Ctx, open: OpenHeads) -> StreamVec<'s, Epoch, RawLine>;
+    fn join_multiline(self, ctx: &Ctx, heads: SharedHeads) -> StreamVec<'s, Epoch, RawLine>;
 }
 
 impl<'s> JoinMultiline<'s> for StreamVec<'s, Epoch, SourceItem> {
-    fn join_multiline(self, ctx: &Ctx, open: OpenHeads) -> StreamVec<'s, Epoch, RawLine> {
+    fn join_multiline(self, ctx: &Ctx, heads: SharedHeads) -> StreamVec<'s, Epoch, RawLine> {
         let cfg = ctx.plan.multiline.clone();
         let worker = self.scope().index();
         self.unary(Pipeline, "Multiline", move |_cap, _info| {
@@ -34,6 +35,7 @@ impl<'s> JoinMultiline<'s> for StreamVec<'s, Epoch, SourceItem> {
             let mut out = Vec::new();
             move |input, output| {
                 input.for_each_stamp(|cap, data| {
+                    let Some(&t) = cap.least() else { return };
                     let mut n_in = 0;
                     for batch in data {
                         for item in batch.drain(..) {
@@ -58,14 +60,17 @@ impl<'s> JoinMultiline<'s> for StreamVec<'s, Epoch, SourceItem> {
                             }
                         }
                     }
-                    let mut heads = open.borrow_mut();
+                    let mut h = heads.borrow_mut();
                     for (&id, j) in joiners.iter().filter(|(id, _)| **id >= KAFKA_SOURCE_BASE) {
                         match j.open_head() {
-                            Some(head) => heads.insert(id, head),
-                            None => heads.remove(&id),
+                            Some(head) => h.open.insert(id, head),
+                            None => h.open.remove(&id),
                         };
                     }
-                    drop(heads);
+                    for r in out.iter().filter(|r| r.pos.source >= KAFKA_SOURCE_BASE) {
+                        h.emitted(t, r.pos.source, r.pos.offset);
+                    }
+                    drop(h);
                     metrics.batch(n_in, &[out.len()]);
                     output.session(&cap).give_iterator(out.drain(..));
                 });

@@ -70,6 +70,13 @@ pub struct JobConfig {
     pub tick: Duration,
     /// How long a live input must be quiet before its open multiline record is flushed.
     pub idle_flush: Duration,
+    /// Where the job keeps its state between runs (relative to the spec): templates and
+    /// incidents, checkpointed every `checkpoint` and at the end, loaded at start. With a Kafka
+    /// source, offsets are committed only up to the last complete checkpoint, so a restart
+    /// neither loses nor resets counts.
+    pub state_dir: Option<std::path::PathBuf>,
+    /// How often the state is checkpointed (in epochs of `tick`).
+    pub checkpoint: Duration,
 }
 
 impl Default for JobConfig {
@@ -81,6 +88,8 @@ impl Default for JobConfig {
             max_inflight_epochs: 8,
             tick: Duration(100),
             idle_flush: Duration(1000),
+            state_dir: None,
+            checkpoint: Duration(10_000),
         }
     }
 }

@@ -105,6 +105,10 @@ pub struct Plan {
     pub kafka: Option<crate::kafka::KafkaConfig>,
     /// The Kafka topic source, if any: its topic and how its records are parsed.
     pub kafka_source: Option<(String, Parser)>,
+    /// Incident state checkpoints (`job.state_dir`, resolved).
+    pub state_dir: Option<PathBuf>,
+    /// Epochs between checkpoints.
+    pub checkpoint_epochs: u64,
     pub exit_when_idle: Option<std::time::Duration>,
 }
 
@@ -235,9 +239,15 @@ impl Plan {
         let detector = Detector::new(&spec.detect).map_err(&err)?;
         spec.cluster.validate().map_err(&err)?;
         let mut cluster_cfg = spec.cluster.clone();
+        let resolve = |d: std::path::PathBuf| if d.is_absolute() { d } else { spec_dir.join(d) };
+        let state_dir = spec.job.state_dir.clone().map(resolve);
         cluster_cfg.state_dir = cluster_cfg
             .state_dir
-            .map(|d| if d.is_absolute() { d } else { spec_dir.join(d) });
+            .map(resolve)
+            .or_else(|| state_dir.clone());
+        if spec.job.checkpoint.0 < spec.job.tick.0.max(1) {
+            return Err(err("job.checkpoint must be at least one tick".into()));
+        }
         spec.incident.validate().map_err(&err)?;
 
         let incidents = match &ov.output {
@@ -288,6 +298,8 @@ impl Plan {
             metrics,
             kafka: spec.kafka.clone(),
             kafka_source,
+            state_dir,
+            checkpoint_epochs: (spec.job.checkpoint.0 / spec.job.tick.0.max(1)).max(1) as u64,
             exit_when_idle: ov.exit_when_idle,
         })
     }

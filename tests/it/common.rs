@@ -57,7 +57,12 @@ pub fn plan(spec: &Path, inputs: &[PathBuf], workers: usize, out_dir: &Path) -> 
 
 /// Runs a planned job to completion and reads its outputs.
 pub fn run_plan(plan: Plan, out_dir: &Path) -> Output {
-    let summary = job::run(plan, Shutdown::default()).unwrap_or_else(|e| panic!("job failed: {e}"));
+    run_until(plan, out_dir, Shutdown::default())
+}
+
+/// Runs a planned job until its input ends or `shutdown` fires, and reads its outputs.
+pub fn run_until(plan: Plan, out_dir: &Path, shutdown: Shutdown) -> Output {
+    let summary = job::run(plan, shutdown).unwrap_or_else(|e| panic!("job failed: {e}"));
     Output {
         incidents: lines(&out_dir.join("incidents.jsonl")),
         dead: lines(&out_dir.join("dead.jsonl")),
@@ -124,6 +129,56 @@ impl Drop for Reaped {
         if let Some(child) = self.0.as_mut() {
             let _ = child.kill();
             let _ = child.wait();
+        }
+    }
+}
+
+/// The body of `http://addr/metrics`.
+pub fn scrape(addr: &str) -> String {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).expect("connect to metrics");
+    s.write_all(
+        format!("GET /metrics HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").as_bytes(),
+    )
+    .expect("request");
+    let mut body = String::new();
+    s.read_to_string(&mut body).expect("response");
+    body
+}
+
+/// The sum of every series of metric `name` in a scrape.
+pub fn metric_sum(body: &str, name: &str) -> f64 {
+    body.lines()
+        .filter(|l| l.starts_with(name) && l[name.len()..].starts_with(['{', ' ']))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+/// Forwards a child's stderr lines to a channel (so a test can wait for one without blocking
+/// the child on a full pipe).
+pub fn stderr_lines(child: &mut std::process::Child) -> std::sync::mpsc::Receiver<String> {
+    use std::io::BufRead;
+    let (tx, rx) = std::sync::mpsc::channel();
+    let stderr = child.stderr.take().expect("stderr piped");
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
+            let _ = tx.send(line);
+        }
+    });
+    rx
+}
+
+/// Waits for the `metrics on http://ADDR/metrics` line; returns ADDR.
+pub fn metrics_addr(lines: &std::sync::mpsc::Receiver<String>) -> String {
+    loop {
+        let line = lines
+            .recv_timeout(std::time::Duration::from_secs(30))
+            .expect("metrics address on stderr");
+        if let Some(rest) = line.strip_prefix("hephaestus: metrics on http://") {
+            return rest.trim_end_matches("/metrics").to_string();
         }
     }
 }

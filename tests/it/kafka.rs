@@ -14,7 +14,10 @@ use hephaestus::record::{ErrorEvent, Incident, LogRecord};
 use serde_json::Value;
 
 use crate::broker::{Broker, read_topic};
-use crate::common::{Reaped, files_with_ext, free_port, plan, root, run_plan};
+use crate::common::{
+    Reaped, files_with_ext, free_port, metric_sum, metrics_addr, plan, root, run_plan, scrape,
+    stderr_lines,
+};
 
 fn logs() -> Vec<PathBuf> {
     files_with_ext(&root().join("fixtures/logs"), "log")
@@ -254,4 +257,56 @@ fn two_processes_split_the_partitions_and_match_one() {
         finals(&one.incidents),
         "2 processes × 2 workers = 1 process"
     );
+}
+
+#[test]
+fn consumer_lag_is_served_per_partition() {
+    let broker = Broker::start();
+    let lines = load(&broker.addr, "raw");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let spec = spec(dir.path(), &broker.addr, "lag");
+    let mut text = std::fs::read_to_string(&spec).expect("spec");
+    text.push_str("[metrics]\nlisten = \"127.0.0.1:0\"\n");
+    std::fs::write(&spec, text).expect("spec");
+    let mut job = Reaped(Some(
+        Command::new(env!("CARGO_BIN_EXE_hephaestus"))
+            .arg("run")
+            .arg(&spec)
+            .args(["--exit-when-idle", "30", "--output", "/dev/null"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn job"),
+    ));
+    let stderr = stderr_lines(job.child());
+    let addr = metrics_addr(&stderr);
+    // librdkafka reports statistics every 5 s: wait for a report after everything was read.
+    let deadline = std::time::Instant::now() + Duration::from_secs(40);
+    let series = loop {
+        let body = scrape(&addr);
+        let series: Vec<String> = body
+            .lines()
+            .filter(|l| l.starts_with("hephaestus_kafka_consumer_lag{"))
+            .map(str::to_string)
+            .collect();
+        let read = metric_sum(&body, "hephaestus_ingested_lines_total") as u64;
+        if (series.len() == 4 && read == lines) || std::time::Instant::now() > deadline {
+            break series;
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    };
+    assert_eq!(series.len(), 4, "one lag series per partition: {series:?}");
+    for p in 0..4 {
+        assert!(
+            series
+                .iter()
+                .any(|s| s.contains(&format!("partition=\"{p}\"")) && s.contains("topic=\"raw\"")),
+            "partition {p}: {series:?}"
+        );
+    }
+    assert!(
+        series.iter().all(|s| s.ends_with(" 0")),
+        "caught up, no lag: {series:?}"
+    );
+    let _ = job.child().kill();
 }

@@ -2,12 +2,11 @@
 //! plain file; `--follow` picks up appended lines and truncated files, serves metrics while it
 //! runs, and on SIGINT flushes open incidents and exits 0.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::Write;
 use std::process::{Command, Stdio};
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use crate::common::{Reaped, finals, root};
+use crate::common::{Reaped, finals, metric_sum, metrics_addr, root, scrape, stderr_lines};
 
 fn bin() -> Command {
     Command::new(env!("CARGO_BIN_EXE_hephaestus"))
@@ -90,24 +89,6 @@ fn stdin_gzip_and_directory_inputs_match_the_plain_file() {
     );
 }
 
-fn scrape(addr: &str) -> String {
-    let mut s = std::net::TcpStream::connect(addr).expect("connect to metrics");
-    s.write_all(
-        format!("GET /metrics HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").as_bytes(),
-    )
-    .expect("request");
-    let mut body = String::new();
-    s.read_to_string(&mut body).expect("response");
-    body
-}
-
-fn metric_sum(body: &str, name: &str) -> f64 {
-    body.lines()
-        .filter(|l| l.starts_with(name) && l[name.len()..].starts_with(['{', ' ']))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
-}
-
 #[test]
 fn follow_serves_metrics_and_flushes_on_interrupt() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -131,21 +112,8 @@ fn follow_serves_metrics_and_flushes_on_interrupt() {
             .spawn()
             .expect("spawn"),
     ));
-    let (tx, rx) = mpsc::channel();
-    let stderr = child.child().stderr.take().expect("stderr");
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
-    let addr = loop {
-        let line = rx
-            .recv_timeout(Duration::from_secs(30))
-            .expect("metrics address on stderr");
-        if let Some(rest) = line.strip_prefix("hephaestus: metrics on http://") {
-            break rest.trim_end_matches("/metrics").to_string();
-        }
-    };
+    let rx = stderr_lines(child.child());
+    let addr = metrics_addr(&rx);
     let mut f = std::fs::OpenOptions::new()
         .append(true)
         .open(&log)

@@ -11,6 +11,7 @@ mod common;
 mod dedup;
 mod golden;
 mod kafka;
+mod kafka_faults;
 mod live;
 mod loghub;
 mod processes;
