@@ -49,6 +49,9 @@ pub fn spread(pos: &Position) -> u64 {
 
 /// Installs the job's dataflow on this worker.
 pub fn build(worker: &mut Worker, ctx: Ctx) {
+    if ctx.plan.metrics.is_some() {
+        crate::metrics::busy::install(worker);
+    }
     worker.dataflow::<Epoch, _, _>(|scope| {
         let probe = ProbeHandle::new();
         let checkpoints = ProbeHandle::new();

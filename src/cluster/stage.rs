@@ -16,7 +16,7 @@ use timely::dataflow::operators::{Capability, Operator};
 use super::{Clusterer, exchange_key, state};
 use crate::checkpoint::{Schedule, Watermark};
 use crate::job::Ctx;
-use crate::metrics::{self, OperatorMetrics};
+use crate::metrics::{self, Batch, OperatorMetrics};
 use crate::pipeline::Epoch;
 use crate::record::{Clustered, ErrorEvent};
 
@@ -55,6 +55,7 @@ impl<'s> ClusterEvents<'s> for StreamVec<'s, Epoch, ErrorEvent> {
                 let mut pending: BTreeMap<Epoch, (Capability<Epoch>, Vec<ErrorEvent>)> =
                     BTreeMap::new();
                 let op_metrics = OperatorMetrics::new("cluster", worker, &["ok"]);
+                let mut latency = Batch::default();
                 let mut finished = false;
                 move |(input, frontier), output| {
                     input.for_each_stamp(|cap, data| {
@@ -79,10 +80,15 @@ impl<'s> ClusterEvents<'s> for StreamVec<'s, Epoch, ErrorEvent> {
                         let (cap, mut events) = entry.remove();
                         events.sort_by_key(|e| e.record.pos);
                         let n = events.len();
+                        let now = crate::time::now_ms();
+                        for e in &events {
+                            latency.observe_ms(now, e.record.ingest_ms);
+                        }
                         output
                             .session(&cap)
                             .give_iterator(events.into_iter().map(|e| clusterer.cluster(e)));
                         op_metrics.batch(n, &[n]);
+                        op_metrics.latency(&mut latency);
                         done += 1;
                     }
                     if done > 0 {

@@ -8,7 +8,7 @@ use timely::dataflow::channels::pact::Pipeline;
 use timely::dataflow::operators::Operator;
 
 use crate::job::Ctx;
-use crate::metrics::{self, OperatorMetrics, Stats};
+use crate::metrics::{self, Batch, OperatorMetrics, Stats};
 use crate::pipeline::Epoch;
 use crate::record::{ErrorEvent, LogRecord};
 
@@ -23,18 +23,22 @@ impl<'s> DetectErrors<'s> for StreamVec<'s, Epoch, LogRecord> {
         let worker = self.scope().index();
         self.unary(Pipeline, "Detect", move |_cap, _info| {
             let op_metrics = OperatorMetrics::new("detect", worker, &["ok"]);
+            let mut latency = Batch::default();
             move |input, output| {
                 input.for_each_stamp(|cap, data| {
                     let mut session = output.session(&cap);
                     let (mut n_in, mut n_out) = (0, 0);
+                    let now = crate::time::now_ms();
                     for batch in data {
                         n_in += batch.len();
                         for event in batch.drain(..).filter_map(|rec| plan.detector.detect(rec)) {
                             n_out += 1;
+                            latency.observe_ms(now, event.record.ingest_ms);
                             session.give(event);
                         }
                     }
                     op_metrics.batch(n_in, &[n_out]);
+                    op_metrics.latency(&mut latency);
                     metrics::error_events(n_out);
                     Stats::add(&stats.error_events, n_out);
                 });

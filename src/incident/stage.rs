@@ -27,7 +27,7 @@ use timely::dataflow::operators::{Capability, Concat, ConnectLoop, Exchange, Fee
 use super::{Book, CountKey, state};
 use crate::checkpoint::{Schedule, Watermark};
 use crate::job::Ctx;
-use crate::metrics::{self, OperatorMetrics, Stats};
+use crate::metrics::{self, Batch, Histogram, OperatorMetrics, Stats, names};
 use crate::parse::stage::ClockTick;
 use crate::pipeline::Epoch;
 use crate::record::{Clustered, Incident, State};
@@ -151,6 +151,7 @@ impl<'s> TrackIncidents<'s> for StreamVec<'s, Epoch, Clustered> {
             caps.truncate(1);
             let mut held: Option<Capability<Epoch>> = caps.pop();
             let mut schedule = Schedule::new(ctx.plan.checkpoint_epochs);
+            let live_tick = ctx.plan.live.then_some(ctx.plan.tick_ms);
             let mut saved_at: Epoch = 0;
             let save = move |book: &Book| -> bool {
                 let Some(dir) = &state_dir else { return false };
@@ -163,6 +164,9 @@ impl<'s> TrackIncidents<'s> for StreamVec<'s, Epoch, Clustered> {
             let mut pending: BTreeMap<Epoch, (Capability<Epoch>, Capability<Epoch>, EpochInput)> =
                 BTreeMap::new();
             let op_metrics = OperatorMetrics::new("incident", worker, &["ok"]);
+            let mut latency = Batch::default();
+            let w = worker.to_string();
+            let event_to_incident = Histogram::new(names::EVENT_TO_INCIDENT, &[("worker", &w)]);
             let (mut emit, mut retract) = (Vec::new(), Vec::new());
             move |frontiers| {
                 let mut out = out.activate();
@@ -210,7 +214,13 @@ impl<'s> TrackIncidents<'s> for StreamVec<'s, Epoch, Clustered> {
                         book.apply_count(k, n, d);
                     }
                     book.close_epoch(&mut emit, &mut retract);
+                    let now = crate::time::now_ms();
+                    for c in &epoch.events {
+                        latency.observe_ms(now, c.event.record.ingest_ms);
+                    }
+                    latency.clone().flush(&event_to_incident);
                     op_metrics.batch(epoch.events.len(), &[emit.len()]);
+                    op_metrics.latency(&mut latency);
                     report(&stats, worker, &book, emit.len());
                     out.session(&cap_out).give_iterator(emit.drain(..));
                     ret.session(&cap_ret)
@@ -222,6 +232,12 @@ impl<'s> TrackIncidents<'s> for StreamVec<'s, Epoch, Clustered> {
                             && t > *h.time()
                         {
                             h.downgrade(&t);
+                            if let Some(tick) = live_tick {
+                                metrics::frontier_lag(
+                                    worker,
+                                    crate::time::now_ms() - t as i64 * tick,
+                                );
+                            }
                         }
                         if let Some(b) = schedule.after(t)
                             && save(&book)

@@ -102,6 +102,7 @@ pub fn read_kafka<'s>(
             .as_ref()
             .map(|(t, _)| t.clone())
             .unwrap_or_default();
+        let topic_label = topic.clone();
         let mut quiet: Vec<Quiet> = Vec::new();
         let mut state = match assign(&ctx, &topic, index, peers) {
             Ok((consumer, owned)) => {
@@ -133,6 +134,7 @@ pub fn read_kafka<'s>(
         let mut last_error: Option<Instant> = None;
         let (mut last_logged, mut unlogged): (Option<Instant>, u32) = (None, 0);
         let tick = plan.tick_ms.max(1);
+        let ingest = metrics::Ingest::new(index, &topic_label);
         move |output| {
             let Some(st) = state.as_mut() else { return };
             if let Some(held) = cap.as_mut() {
@@ -220,7 +222,7 @@ pub fn read_kafka<'s>(
                         last_record = Instant::now();
                         Stats::add(&ctx.stats.lines, n);
                         Stats::add(&ctx.stats.bytes, bytes);
-                        metrics::ingested(index, n, bytes);
+                        ingest.add(n, bytes);
                     }
                     if now_tick > *held.time() {
                         held.downgrade(&now_tick);

@@ -15,7 +15,7 @@ use timely::dataflow::operators::Operator;
 use super::Joiner;
 use crate::job::Ctx;
 use crate::kafka::commit::SharedHeads;
-use crate::metrics::OperatorMetrics;
+use crate::metrics::{Batch, OperatorMetrics};
 use crate::pipeline::Epoch;
 use crate::record::RawLine;
 use crate::source::SourceItem;
@@ -32,6 +32,7 @@ impl<'s> JoinMultiline<'s> for StreamVec<'s, Epoch, SourceItem> {
         self.unary(Pipeline, "Multiline", move |_cap, _info| {
             let mut joiners: HashMap<u32, Joiner> = HashMap::new();
             let metrics = OperatorMetrics::new("multiline", worker, &["ok"]);
+            let mut latency = Batch::default();
             let mut out = Vec::new();
             move |input, output| {
                 input.for_each_stamp(|cap, data| {
@@ -71,7 +72,12 @@ impl<'s> JoinMultiline<'s> for StreamVec<'s, Epoch, SourceItem> {
                         h.emitted(t, r.pos.source, r.pos.offset);
                     }
                     drop(h);
+                    let now = crate::time::now_ms();
+                    for r in &out {
+                        latency.observe_ms(now, r.ingest_ms);
+                    }
                     metrics.batch(n_in, &[out.len()]);
+                    metrics.latency(&mut latency);
                     output.session(&cap).give_iterator(out.drain(..));
                 });
             }

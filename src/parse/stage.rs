@@ -14,7 +14,7 @@ use timely::dataflow::operators::generic::OutputBuilder;
 use timely::dataflow::operators::generic::builder_rc::OperatorBuilder;
 
 use crate::job::Ctx;
-use crate::metrics::{self, OperatorMetrics, Stats};
+use crate::metrics::{self, Batch, OperatorMetrics, Stats};
 use crate::pipeline::Epoch;
 use crate::record::{DeadLetter, DeadReason, LogRecord, RawLine};
 use crate::time::Millis;
@@ -54,6 +54,7 @@ impl<'s> ParseRecords<'s> for StreamVec<'s, Epoch, RawLine> {
         builder.build(move |_caps| {
             let op_metrics = OperatorMetrics::new("parse", worker, &["ok", "dead_letter"]);
             let mut last_ts: HashMap<u32, Millis> = HashMap::new();
+            let mut latency = Batch::default();
             move |_frontiers| {
                 let mut ok = ok.activate();
                 let mut dead = dead.activate();
@@ -65,7 +66,8 @@ impl<'s> ParseRecords<'s> for StreamVec<'s, Epoch, RawLine> {
                     let mut reasons = [0usize; DeadReason::ALL.len()];
                     let mut newest = Millis::MIN;
                     let mut ingest = Millis::MIN;
-                    let limit = crate::time::now_ms().saturating_add(FUTURE_SLACK_MS);
+                    let now = crate::time::now_ms();
+                    let limit = now.saturating_add(FUTURE_SLACK_MS);
                     for batch in data {
                         for raw in batch.drain(..) {
                             n_in += 1;
@@ -84,6 +86,7 @@ impl<'s> ParseRecords<'s> for StreamVec<'s, Epoch, RawLine> {
                                     newest = newest.max(t);
                                 }
                                 ingest = ingest.max(rec.ingest_ms);
+                                latency.observe_ms(now, rec.ingest_ms);
                                 n_ok += 1;
                                 ok_s.give(rec);
                             }
@@ -101,6 +104,7 @@ impl<'s> ParseRecords<'s> for StreamVec<'s, Epoch, RawLine> {
                         clock.session(&cap).give((ingest, false));
                     }
                     op_metrics.batch(n_in, &[n_ok, n_dead]);
+                    op_metrics.latency(&mut latency);
                     Stats::add(&stats.records, n_ok);
                     Stats::add(&stats.dead_letters, n_dead);
                     for (reason, n) in DeadReason::ALL.iter().zip(reasons) {

@@ -36,6 +36,9 @@ pub struct SourceConfig {
     /// Keep reading files as they grow, like `tail -F` (the job then runs until stopped).
     #[serde(default)]
     pub follow: bool,
+    /// This source's `source` label in metrics (default `sources[<index>]`; `input` for
+    /// `--input`).
+    pub name: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -53,6 +56,8 @@ pub struct InputPlan {
     pub name: String,
     pub follow: bool,
     pub parser: Parser,
+    /// The `source` label of its `[[sources]]` entry.
+    pub label: String,
 }
 
 /// What the source operator hands to the multiline stage.

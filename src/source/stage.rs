@@ -40,6 +40,7 @@ struct Active {
     done: bool,
     last_data: Instant,
     unflushed: bool,
+    ingest: metrics::Ingest,
 }
 
 fn inode(path: &std::path::Path) -> u64 {
@@ -146,11 +147,13 @@ pub fn read_inputs<'s>(
                     done: false,
                     last_data: Instant::now(),
                     unflushed: false,
+                    ingest: metrics::Ingest::new(index, &input.label),
                 }),
                 Err(e) => ctx.error(format!("input {}: {e}", input.name)),
             }
         }
         let op_metrics = metrics::OperatorMetrics::new("source", index, &["ok"]);
+        let mut latency = metrics::Batch::default();
         let mut cap = (!actives.is_empty()).then_some(cap);
         move |output| {
             let Some(held) = cap.as_mut() else { return };
@@ -177,13 +180,14 @@ pub fn read_inputs<'s>(
                 }
                 let stamp = held.delayed(&epoch);
                 let mut session = output.session(&stamp);
+                let mut input_bytes = 0;
                 let mut n = 0;
                 let ingest_ms = crate::time::now_ms();
                 while n < plan.batch_lines {
                     match a.feed.next_line() {
                         Ok(Next::Line(line)) => {
                             n += 1;
-                            bytes += line.oversize.map_or(line.bytes.len(), |l| l as usize);
+                            input_bytes += line.oversize.map_or(line.bytes.len(), |l| l as usize);
                             let pos = Position {
                                 source: a.id,
                                 offset: line.offset,
@@ -227,7 +231,9 @@ pub fn read_inputs<'s>(
                     a.last_data = Instant::now();
                     a.unflushed = true;
                 }
+                a.ingest.add(n, input_bytes);
                 lines += n;
+                bytes += input_bytes;
                 if !live && n == plan.batch_lines {
                     a.epoch += 1;
                 }
@@ -235,8 +241,10 @@ pub fn read_inputs<'s>(
             if lines > 0 {
                 Stats::add(&ctx.stats.lines, lines);
                 Stats::add(&ctx.stats.bytes, bytes);
-                metrics::ingested(index, lines, bytes);
                 op_metrics.batch(0, &[lines]);
+                // Lines are stamped as they are read: their latency here is zero.
+                latency.observe_n(0.0, lines as u64);
+                op_metrics.latency(&mut latency);
             }
             let next = actives
                 .iter()

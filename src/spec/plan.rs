@@ -145,6 +145,7 @@ impl Plan {
                 service: template.as_ref().and_then(|s| s.service.clone()),
                 follow: false,
                 topic: None,
+                name: Some("input".into()),
             };
             (vec![src], PathBuf::new())
         };
@@ -159,6 +160,11 @@ impl Plan {
         for (i, src) in sources.iter().enumerate() {
             let format = FormatChoice::new(src.format, src.header.as_deref())
                 .map_err(|e| err(format!("sources[{i}]: {e}")))?;
+            let label = src
+                .name
+                .clone()
+                .or_else(|| src.topic.clone())
+                .unwrap_or_else(|| format!("sources[{i}]"));
             let parser = Parser {
                 format,
                 service: src.service.clone(),
@@ -197,6 +203,7 @@ impl Plan {
                         name,
                         follow,
                         parser: parser.clone(),
+                        label: label.clone(),
                     });
                 }
             }

@@ -1,0 +1,145 @@
+//! Metrics: every name in one place (`names.rs`), typed handles per operator, the per-process
+//! tallies behind the end-of-run summary and the progress line, and the Prometheus endpoint
+//! (`server.rs`).
+//!
+//! In: counts and latencies from the operators, once per batch (never per record). Out:
+//! `/metrics` (counters and gauges through the `metrics` facade, histograms with explicit buckets
+//! from `histogram.rs`), and `Stats`. State: the atomic tallies and the global recorder.
+
+pub mod busy;
+pub mod histogram;
+pub mod names;
+mod process;
+mod server;
+
+pub use histogram::{Batch, Histogram};
+pub use server::{MetricsError, Server, serve};
+
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
+use metrics::{Counter, counter, gauge};
+
+/// Records in and out of one operator on one worker, and their latency since ingestion.
+#[derive(Clone)]
+pub struct OperatorMetrics {
+    records_in: Counter,
+    outputs: Vec<Counter>,
+    latency: Histogram,
+}
+
+impl OperatorMetrics {
+    /// `outputs` names each output port (`ok`, `dead_letter`, …).
+    pub fn new(operator: &'static str, worker: usize, outputs: &[&'static str]) -> OperatorMetrics {
+        let w = worker.to_string();
+        OperatorMetrics {
+            records_in: counter!(names::RECORDS_IN, "operator" => operator, "worker" => w.clone()),
+            outputs: outputs
+                .iter()
+                .map(|o| counter!(names::RECORDS_OUT, "operator" => operator, "worker" => w.clone(), "output" => *o))
+                .collect(),
+            latency: Histogram::new(names::LATENCY, &[("operator", operator), ("worker", &w)]),
+        }
+    }
+
+    /// Adds a batch of latencies (time from ingestion to this operator's output).
+    pub fn latency(&self, batch: &mut Batch) {
+        batch.flush(&self.latency);
+    }
+
+    pub fn batch(&self, records_in: usize, records_out: &[usize]) {
+        self.records_in.increment(records_in as u64);
+        for (c, n) in self.outputs.iter().zip(records_out) {
+            c.increment(*n as u64);
+        }
+    }
+}
+
+/// Per-process tallies for the summary (independent of whether metrics are served).
+#[derive(Debug, Default)]
+pub struct Stats {
+    pub lines: AtomicU64,
+    pub bytes: AtomicU64,
+    pub records: AtomicU64,
+    pub error_events: AtomicU64,
+    pub dead_letters: AtomicU64,
+    pub incident_updates: AtomicU64,
+    pub incidents: AtomicU64,
+}
+
+impl Stats {
+    pub fn add(counter: &AtomicU64, n: usize) {
+        counter.fetch_add(n as u64, Relaxed);
+    }
+
+    pub fn get(counter: &AtomicU64) -> u64 {
+        counter.load(Relaxed)
+    }
+}
+
+/// Dead letters by reason, once per batch.
+pub fn dead_letters(reason: &'static str, n: usize) {
+    counter!(names::DEAD_LETTERS, "reason" => reason).increment(n as u64);
+}
+
+pub fn error_events(n: usize) {
+    counter!(names::ERROR_EVENTS).increment(n as u64);
+}
+
+/// Lines and bytes read from one source (a `[[sources]]` entry) on one worker.
+#[derive(Clone)]
+pub struct Ingest {
+    lines: Counter,
+    bytes: Counter,
+}
+
+impl Ingest {
+    pub fn new(worker: usize, source: &str) -> Ingest {
+        let (w, s) = (worker.to_string(), source.to_string());
+        Ingest {
+            lines: counter!(names::INGESTED_LINES, "worker" => w.clone(), "source" => s.clone()),
+            bytes: counter!(names::INGESTED_BYTES, "worker" => w, "source" => s),
+        }
+    }
+
+    pub fn add(&self, lines: usize, bytes: usize) {
+        self.lines.increment(lines as u64);
+        self.bytes.increment(bytes as u64);
+    }
+}
+
+pub fn templates(worker: usize, alive: usize, evicted_total: u64) {
+    let w = worker.to_string();
+    gauge!(names::TEMPLATES, "worker" => w.clone()).set(alive as f64);
+    counter!(names::TEMPLATES_EVICTED, "worker" => w).absolute(evicted_total);
+}
+
+pub fn incidents(
+    worker: usize,
+    by_state: &[(&'static str, u64)],
+    updates: usize,
+    evicted_total: u64,
+) {
+    let w = worker.to_string();
+    for (state, n) in by_state {
+        gauge!(names::INCIDENTS, "worker" => w.clone(), "state" => *state).set(*n as f64);
+    }
+    counter!(names::INCIDENT_UPDATES, "worker" => w.clone()).increment(updates as u64);
+    counter!(names::INCIDENTS_EVICTED, "worker" => w).absolute(evicted_total);
+}
+
+/// How far the dataflow's frontier is behind the wall clock (live inputs), in milliseconds.
+pub fn frontier_lag(worker: usize, behind_ms: i64) {
+    gauge!(names::FRONTIER_LAG, "worker" => worker.to_string())
+        .set(behind_ms.max(0) as f64 / 1000.0);
+}
+
+/// Records behind the newest offset of a partition the job consumes.
+pub fn consumer_lag(topic: &str, partition: i32, lag: i64) {
+    gauge!(names::KAFKA_LAG, "topic" => topic.to_string(), "partition" => partition.to_string())
+        .set(lag as f64);
+}
+
+/// Deliveries that failed after librdkafka's retries and were sent again.
+pub fn kafka_retries(output: &'static str, n: u64) {
+    counter!(names::KAFKA_RETRIES, "output" => output).increment(n);
+}

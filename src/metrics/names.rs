@@ -1,0 +1,84 @@
+//! Every metric name the job exports, `hephaestus_<noun>_<unit>`: `_total` on counters, base
+//! units (seconds, bytes) in the name. Labels are `operator`, `worker`, `output`, `source`,
+//! `reason`, `state`, `topic`, `partition`, `outcome`: never a template, fingerprint or other
+//! unbounded value. The dashboard test checks its queries against `ALL`.
+
+// Ingestion.
+pub const INGESTED_LINES: &str = "hephaestus_ingested_lines_total";
+pub const INGESTED_BYTES: &str = "hephaestus_ingested_bytes_total";
+pub const KAFKA_LAG: &str = "hephaestus_kafka_consumer_lag";
+pub const KAFKA_RETRIES: &str = "hephaestus_kafka_delivery_retries_total";
+
+// Per operator.
+pub const RECORDS_IN: &str = "hephaestus_operator_records_in_total";
+pub const RECORDS_OUT: &str = "hephaestus_operator_records_out_total";
+/// Histogram of the time an operator spends per scheduling (timely's logging); its `_sum` is the
+/// operator's busy seconds.
+pub const BUSY: &str = "hephaestus_operator_busy_seconds";
+/// Histogram of the time from a record's ingestion to the operator's output of it.
+pub const LATENCY: &str = "hephaestus_operator_latency_seconds";
+
+// End to end.
+pub const EVENT_TO_INCIDENT: &str = "hephaestus_event_to_incident_seconds";
+pub const FRONTIER_LAG: &str = "hephaestus_frontier_lag_seconds";
+
+// Detection.
+pub const ERROR_EVENTS: &str = "hephaestus_error_events_total";
+pub const DEAD_LETTERS: &str = "hephaestus_dead_letters_total";
+pub const TEMPLATES: &str = "hephaestus_templates";
+pub const TEMPLATES_EVICTED: &str = "hephaestus_templates_evicted_total";
+pub const INCIDENTS: &str = "hephaestus_incidents";
+pub const INCIDENT_UPDATES: &str = "hephaestus_incident_updates_total";
+pub const INCIDENTS_EVICTED: &str = "hephaestus_incidents_evicted_total";
+
+// Model and deployment stages (reserved: their issues fill them).
+pub const MODEL_REQUESTS: &str = "hephaestus_model_requests_total";
+pub const MODEL_TOKENS: &str = "hephaestus_model_tokens_total";
+pub const MODEL_COST: &str = "hephaestus_model_cost_usd_total";
+pub const MODEL_GENERATION: &str = "hephaestus_model_generation_seconds";
+pub const FIX_ATTEMPTS: &str = "hephaestus_fix_attempts_total";
+pub const FIX_SUCCESS_RATIO: &str = "hephaestus_fix_success_ratio";
+pub const DEPLOYS: &str = "hephaestus_deploys_total";
+pub const ROLLBACKS: &str = "hephaestus_rollbacks_total";
+
+// Process.
+pub const BUILD_INFO: &str = "hephaestus_build_info";
+pub const START_TIME: &str = "hephaestus_start_time_seconds";
+pub const RESIDENT_MEMORY: &str = "hephaestus_process_resident_memory_bytes";
+pub const CPU: &str = "hephaestus_process_cpu_seconds_total";
+
+/// Every name, for checks (a dashboard or rule may only use these).
+pub const ALL: &[&str] = &[
+    INGESTED_LINES,
+    INGESTED_BYTES,
+    KAFKA_LAG,
+    KAFKA_RETRIES,
+    RECORDS_IN,
+    RECORDS_OUT,
+    BUSY,
+    LATENCY,
+    EVENT_TO_INCIDENT,
+    FRONTIER_LAG,
+    ERROR_EVENTS,
+    DEAD_LETTERS,
+    TEMPLATES,
+    TEMPLATES_EVICTED,
+    INCIDENTS,
+    INCIDENT_UPDATES,
+    INCIDENTS_EVICTED,
+    MODEL_REQUESTS,
+    MODEL_TOKENS,
+    MODEL_COST,
+    MODEL_GENERATION,
+    FIX_ATTEMPTS,
+    FIX_SUCCESS_RATIO,
+    DEPLOYS,
+    ROLLBACKS,
+    BUILD_INFO,
+    START_TIME,
+    RESIDENT_MEMORY,
+    CPU,
+];
+
+/// Names that are histograms (exported as `_bucket`, `_sum`, `_count`).
+pub const HISTOGRAMS: &[&str] = &[BUSY, LATENCY, EVENT_TO_INCIDENT, MODEL_GENERATION];
