@@ -81,8 +81,10 @@ impl<'s> ClusterEvents<'s> for StreamVec<'s, Epoch, ErrorEvent> {
                         events.sort_by_key(|e| e.record.pos);
                         let n = events.len();
                         let now = crate::time::now_ms();
-                        for e in &events {
-                            latency.observe_ms(now, e.record.ingest_ms);
+                        if latency.on() {
+                            for e in &events {
+                                latency.observe_ms(now, e.record.ingest_ms);
+                            }
                         }
                         output
                             .session(&cap)

@@ -215,8 +215,10 @@ impl<'s> TrackIncidents<'s> for StreamVec<'s, Epoch, Clustered> {
                     }
                     book.close_epoch(&mut emit, &mut retract);
                     let now = crate::time::now_ms();
-                    for c in &epoch.events {
-                        latency.observe_ms(now, c.event.record.ingest_ms);
+                    if latency.on() {
+                        for c in &epoch.events {
+                            latency.observe_ms(now, c.event.record.ingest_ms);
+                        }
                     }
                     latency.clone().flush(&event_to_incident);
                     op_metrics.batch(epoch.events.len(), &[emit.len()]);

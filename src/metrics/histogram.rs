@@ -7,7 +7,7 @@
 //! process-wide registry of series (a series lives as long as the process).
 
 use std::fmt::Write as _;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, OnceLock};
 
 /// Upper bounds of the buckets, in seconds.
@@ -63,11 +63,20 @@ impl Histogram {
     }
 }
 
+static ENABLED: AtomicBool = AtomicBool::new(false);
+
+/// Turns observation on for the batches created from now on (the endpoint does, at start):
+/// without an endpoint, operators do not spend time on latencies nobody reads.
+pub fn enable() {
+    ENABLED.store(true, Relaxed);
+}
+
 /// Observations of one batch, added to a histogram by `flush`.
 #[derive(Debug, Clone)]
 pub struct Batch {
     counts: [u64; SLOTS],
     sum_ns: u64,
+    on: bool,
 }
 
 impl Default for Batch {
@@ -75,17 +84,26 @@ impl Default for Batch {
         Batch {
             counts: [0; SLOTS],
             sum_ns: 0,
+            on: ENABLED.load(Relaxed),
         }
     }
 }
 
 impl Batch {
+    /// Whether observations are recorded (metrics are served).
+    pub fn on(&self) -> bool {
+        self.on
+    }
+
     pub fn observe(&mut self, seconds: f64) {
         self.observe_n(seconds, 1);
     }
 
     /// `n` observations of the same value.
     pub fn observe_n(&mut self, seconds: f64, n: u64) {
+        if !self.on {
+            return;
+        }
         let s = seconds.max(0.0);
         let slot = BUCKETS.partition_point(|b| *b < s);
         self.counts[slot] += n;
@@ -112,7 +130,8 @@ impl Batch {
             }
         }
         h.0.sum_ns.fetch_add(self.sum_ns, Relaxed);
-        *self = Batch::default();
+        self.counts = [0; SLOTS];
+        self.sum_ns = 0;
     }
 }
 
@@ -155,7 +174,10 @@ mod tests {
     #[test]
     fn batches_land_in_cumulative_buckets_with_sum_and_count() {
         let h = Histogram::new("test_latency_seconds", &[("operator", "parse")]);
-        let mut b = Batch::default();
+        let mut b = Batch {
+            on: true,
+            ..Batch::default()
+        };
         for s in [0.000_005, 0.002, 0.002, 0.7, 100.0] {
             b.observe(s);
         }

@@ -84,6 +84,7 @@ pub fn serve(addr: SocketAddr) -> Result<Server, MetricsError> {
     let recorder = PrometheusBuilder::new().build_recorder();
     let handle = recorder.handle();
     metrics::set_global_recorder(recorder).map_err(|e| MetricsError::Exporter(e.to_string()))?;
+    histogram::enable();
     gauge!(names::BUILD_INFO, "version" => env!("CARGO_PKG_VERSION")).set(1.0);
     gauge!(names::START_TIME).set(crate::time::now_ms() as f64 / 1000.0);
     let runtime = tokio::runtime::Builder::new_current_thread()

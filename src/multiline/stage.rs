@@ -73,8 +73,10 @@ impl<'s> JoinMultiline<'s> for StreamVec<'s, Epoch, SourceItem> {
                     }
                     drop(h);
                     let now = crate::time::now_ms();
-                    for r in &out {
-                        latency.observe_ms(now, r.ingest_ms);
+                    if latency.on() {
+                        for r in &out {
+                            latency.observe_ms(now, r.ingest_ms);
+                        }
                     }
                     metrics.batch(n_in, &[out.len()]);
                     metrics.latency(&mut latency);
