@@ -107,6 +107,7 @@ pub fn run(plan: Plan, shutdown: Shutdown) -> Result<Summary, JobError> {
         errors: Arc::default(),
     };
     let started = Instant::now();
+    let progress = crate::progress::Progress::start(ctx.stats.clone());
     let worker_ctx = ctx.clone();
     let guards = timely::execute(config, move |worker| {
         crate::pipeline::build(worker, worker_ctx.clone());
@@ -118,6 +119,7 @@ pub fn run(plan: Plan, shutdown: Shutdown) -> Result<Summary, JobError> {
             ctx.error(format!("worker failed: {e}"));
         }
     }
+    drop(progress);
     let seconds = started.elapsed().as_secs_f64();
     let s = &ctx.stats;
     let lines = Stats::get(&s.lines);

@@ -18,6 +18,7 @@ pub mod metrics;
 pub mod multiline;
 pub mod parse;
 pub mod pipeline;
+pub mod progress;
 pub mod record;
 pub mod sink;
 pub mod source;

@@ -76,6 +76,7 @@ where
                     .map_err(|e| ctx.error(format!("kafka producer: {e}")))
                     .ok()
             });
+            metrics::kafka_retries(what, 0);
             let mut next_id = 0usize;
             let mut flight: HashMap<usize, InFlight> = HashMap::new();
             let mut waiting: Vec<usize> = Vec::new();

@@ -133,8 +133,24 @@ pub fn frontier_lag(worker: usize, behind_ms: i64) {
         .set(behind_ms.max(0) as f64 / 1000.0);
 }
 
+fn lags() -> &'static std::sync::Mutex<std::collections::HashMap<(String, i32), i64>> {
+    static LAGS: std::sync::OnceLock<
+        std::sync::Mutex<std::collections::HashMap<(String, i32), i64>>,
+    > = std::sync::OnceLock::new();
+    LAGS.get_or_init(Default::default)
+}
+
+/// The consumer lag summed over every partition this process reads, once known.
+pub fn total_consumer_lag() -> Option<i64> {
+    let lags = lags().lock().ok()?;
+    (!lags.is_empty()).then(|| lags.values().sum())
+}
+
 /// Records behind the newest offset of a partition the job consumes.
 pub fn consumer_lag(topic: &str, partition: i32, lag: i64) {
+    if let Ok(mut lags) = lags().lock() {
+        lags.insert((topic.to_string(), partition), lag);
+    }
     gauge!(names::KAFKA_LAG, "topic" => topic.to_string(), "partition" => partition.to_string())
         .set(lag as f64);
 }

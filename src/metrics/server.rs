@@ -87,6 +87,19 @@ pub fn serve(addr: SocketAddr) -> Result<Server, MetricsError> {
     histogram::enable();
     gauge!(names::BUILD_INFO, "version" => env!("CARGO_PKG_VERSION")).set(1.0);
     gauge!(names::START_TIME).set(crate::time::now_ms() as f64 / 1000.0);
+    // The model and deployment stages' metrics are exported from the start (at zero), so
+    // dashboards and alerts find them before those stages have done anything.
+    for name in [
+        names::MODEL_REQUESTS,
+        names::MODEL_TOKENS,
+        names::MODEL_COST,
+        names::FIX_ATTEMPTS,
+        names::DEPLOYS,
+        names::ROLLBACKS,
+    ] {
+        metrics::counter!(name).absolute(0);
+    }
+    histogram::Histogram::new(names::MODEL_GENERATION, &[]);
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

@@ -55,6 +55,10 @@ impl<'s> ParseRecords<'s> for StreamVec<'s, Epoch, RawLine> {
             let op_metrics = OperatorMetrics::new("parse", worker, &["ok", "dead_letter"]);
             let mut last_ts: HashMap<u32, Millis> = HashMap::new();
             let mut latency = Batch::default();
+            // Every reason is exported from the start, at zero (rates and ratios need it).
+            for reason in DeadReason::ALL {
+                metrics::dead_letters(reason.as_str(), 0);
+            }
             move |_frontiers| {
                 let mut ok = ok.activate();
                 let mut dead = dead.activate();

@@ -259,12 +259,10 @@ fn two_processes_split_the_partitions_and_match_one() {
     );
 }
 
-#[test]
-fn consumer_lag_is_served_per_partition() {
-    let broker = Broker::start();
-    let lines = load(&broker.addr, "raw");
-    let dir = tempfile::tempdir().expect("tempdir");
-    let spec = spec(dir.path(), &broker.addr, "lag");
+/// The job of `spec(dir, addr, group)` as a process with metrics on a free port; returns the
+/// child and the metrics address.
+pub fn spawn_with_metrics(dir: &Path, addr: &str, group: &str) -> (Reaped, String) {
+    let spec = spec(dir, addr, group);
     let mut text = std::fs::read_to_string(&spec).expect("spec");
     text.push_str("[metrics]\nlisten = \"127.0.0.1:0\"\n");
     std::fs::write(&spec, text).expect("spec");
@@ -278,8 +276,16 @@ fn consumer_lag_is_served_per_partition() {
             .spawn()
             .expect("spawn job"),
     ));
-    let stderr = stderr_lines(job.child());
-    let addr = metrics_addr(&stderr);
+    let addr = metrics_addr(&stderr_lines(job.child()));
+    (job, addr)
+}
+
+#[test]
+fn consumer_lag_is_served_per_partition() {
+    let broker = Broker::start();
+    let lines = load(&broker.addr, "raw");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (mut job, addr) = spawn_with_metrics(dir.path(), &broker.addr, "lag");
     // librdkafka reports statistics every 5 s: wait for a report after everything was read.
     let deadline = std::time::Instant::now() + Duration::from_secs(40);
     let series = loop {

@@ -144,14 +144,7 @@ fn follow_serves_metrics_and_flushes_on_interrupt() {
         "{body}"
     );
     assert!(metric_sum(&body, "hephaestus_ingested_bytes_total") > 200.0);
-    for op in [
-        "source",
-        "multiline",
-        "parse",
-        "detect",
-        "cluster",
-        "incident",
-    ] {
+    for op in crate::prometheus::OPERATORS {
         let name = format!("hephaestus_operator_records_in_total{{operator=\"{op}\"");
         assert!(
             body.contains(&name) || op == "source",
