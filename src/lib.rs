@@ -15,6 +15,7 @@ pub mod incident;
 pub mod job;
 pub mod kafka;
 pub mod metrics;
+pub mod model;
 pub mod multiline;
 pub mod parse;
 pub mod pipeline;

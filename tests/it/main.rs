@@ -18,5 +18,6 @@ mod monitoring;
 mod processes;
 mod prometheus;
 mod reference;
+mod sandbox;
 mod specs;
 mod workers;

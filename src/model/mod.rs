@@ -1,0 +1,4 @@
+//! The model-worker stage: incidents in, validated fixes out (see DESIGN.md). Built up over
+//! several steps; so far the sandbox every validation step runs in.
+
+pub mod sandbox;
