@@ -1,4 +1,5 @@
 //! The model-worker stage: incidents in, validated fixes out (see DESIGN.md). Built up over
 //! several steps; so far the sandbox every validation step runs in.
 
+pub mod edits;
 pub mod sandbox;
