@@ -16,6 +16,8 @@ use crate::time::{Millis, format_rfc3339};
 
 /// Longest sample kept, in bytes.
 const SAMPLE_BYTES: usize = 512;
+/// Longest exemplar trace kept, in bytes: the model stage reads frames and the exception from it.
+const TRACE_BYTES: usize = 8192;
 /// Reasons listed per incident.
 const MAX_REASONS: usize = 8;
 
@@ -118,7 +120,7 @@ impl Entry {
             self.samples.push(cut(&rec.message));
         }
         if self.exemplar_trace.is_none() {
-            self.exemplar_trace = rec.trace.as_deref().map(cut);
+            self.exemplar_trace = rec.trace.as_deref().map(|t| crate::record::truncate(t, TRACE_BYTES));
         }
         self.dirty = true;
     }
