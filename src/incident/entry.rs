@@ -120,7 +120,10 @@ impl Entry {
             self.samples.push(cut(&rec.message));
         }
         if self.exemplar_trace.is_none() {
-            self.exemplar_trace = rec.trace.as_deref().map(|t| crate::record::truncate(t, TRACE_BYTES));
+            self.exemplar_trace = rec
+                .trace
+                .as_deref()
+                .map(|t| crate::record::truncate(t, TRACE_BYTES));
         }
         self.dirty = true;
     }

@@ -2,4 +2,5 @@
 //! several steps; so far the sandbox every validation step runs in.
 
 pub mod edits;
+pub mod fault;
 pub mod sandbox;
