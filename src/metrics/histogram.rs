@@ -39,15 +39,7 @@ pub struct Histogram(Arc<Series>);
 impl Histogram {
     /// The series `name{labels}`, created on first use.
     pub fn new(name: &'static str, labels: &[(&str, &str)]) -> Histogram {
-        let mut text = String::new();
-        for (i, (k, v)) in labels.iter().enumerate() {
-            let sep = if i == 0 { "" } else { "," };
-            let _ = write!(
-                text,
-                "{sep}{k}=\"{}\"",
-                v.replace('\\', "\\\\").replace('"', "\\\"")
-            );
-        }
+        let text = label_text(labels);
         let mut all = registry().lock().unwrap_or_else(|e| e.into_inner());
         if let Some(s) = all.iter().find(|s| s.name == name && s.labels == text) {
             return Histogram(s.clone());
@@ -135,8 +127,66 @@ impl Batch {
     }
 }
 
+/// Counters with fractional increments (money): the facade's counters count whole units.
+struct FloatSeries {
+    name: &'static str,
+    labels: String,
+    bits: AtomicU64,
+}
+
+fn floats() -> &'static Mutex<Vec<Arc<FloatSeries>>> {
+    static FLOATS: OnceLock<Mutex<Vec<Arc<FloatSeries>>>> = OnceLock::new();
+    FLOATS.get_or_init(Mutex::default)
+}
+
+/// Prometheus label text: `k="v",…` with `\` and `"` escaped.
+fn label_text(labels: &[(&str, &str)]) -> String {
+    let mut text = String::new();
+    for (i, (k, v)) in labels.iter().enumerate() {
+        let sep = if i == 0 { "" } else { "," };
+        let _ = write!(text, "{sep}{k}=\"{}\"", v.replace('\\', "\\\\").replace('"', "\\\""));
+    }
+    text
+}
+
+/// Adds `v` to the float counter `name{labels}` (created at zero on first use).
+pub fn add_float(name: &'static str, labels: &[(&str, &str)], v: f64) {
+    let text = label_text(labels);
+    let series = {
+        let mut all = floats().lock().unwrap_or_else(|e| e.into_inner());
+        match all.iter().find(|s| s.name == name && s.labels == text) {
+            Some(s) => s.clone(),
+            None => {
+                let s = Arc::new(FloatSeries { name, labels: text, bits: AtomicU64::new(0f64.to_bits()) });
+                all.push(s.clone());
+                s
+            }
+        }
+    };
+    let _ = series.bits.fetch_update(Relaxed, Relaxed, |b| Some((f64::from_bits(b) + v).to_bits()));
+}
+
+fn render_floats(out: &mut String) {
+    let all = floats().lock().unwrap_or_else(|e| e.into_inner());
+    let mut names: Vec<&'static str> = all.iter().map(|s| s.name).collect();
+    names.sort_unstable();
+    names.dedup();
+    for name in names {
+        let _ = writeln!(out, "# TYPE {name} counter");
+        for s in all.iter().filter(|s| s.name == name) {
+            let v = f64::from_bits(s.bits.load(Relaxed));
+            if s.labels.is_empty() {
+                let _ = writeln!(out, "{name} {v}");
+            } else {
+                let _ = writeln!(out, "{name}{{{}}} {v}", s.labels);
+            }
+        }
+    }
+}
+
 /// Appends every series in Prometheus' text format, grouped by name.
 pub fn render(out: &mut String) {
+    render_floats(out);
     let all = registry().lock().unwrap_or_else(|e| e.into_inner());
     let mut names: Vec<&'static str> = all.iter().map(|s| s.name).collect();
     names.sort_unstable();

@@ -127,6 +127,29 @@ pub fn incidents(
     counter!(names::INCIDENTS_EVICTED, "worker" => w).absolute(evicted_total);
 }
 
+/// One model call: its time, tokens and cost, and whether it answered.
+pub fn model_call(backend: &'static str, role: &'static str, seconds: f64, usage: (u64, u64, f64), ok: bool) {
+    let outcome = if ok { "ok" } else { "error" };
+    counter!(names::MODEL_REQUESTS, "backend" => backend, "role" => role, "outcome" => outcome).increment(1);
+    counter!(names::MODEL_TOKENS, "backend" => backend, "kind" => "prompt").increment(usage.0);
+    counter!(names::MODEL_TOKENS, "backend" => backend, "kind" => "completion").increment(usage.1);
+    histogram::add_float(names::MODEL_COST, &[("backend", backend)], usage.2);
+    let mut b = Batch::default();
+    b.observe(seconds);
+    b.flush(&Histogram::new(names::MODEL_GENERATION, &[("backend", backend), ("role", role)]));
+}
+
+/// A finished fix attempt, by outcome; and the share of worked incidents that got a validated fix.
+pub fn fix_attempt(outcome: &'static str) {
+    counter!(names::FIX_ATTEMPTS, "outcome" => outcome).increment(1);
+}
+
+pub fn fix_success_ratio(validated: u64, finished: u64) {
+    if finished > 0 {
+        gauge!(names::FIX_SUCCESS_RATIO).set(validated as f64 / finished as f64);
+    }
+}
+
 /// How far the dataflow's frontier is behind the wall clock (live inputs), in milliseconds.
 pub fn frontier_lag(worker: usize, behind_ms: i64) {
     gauge!(names::FRONTIER_LAG, "worker" => worker.to_string())

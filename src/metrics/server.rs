@@ -92,7 +92,6 @@ pub fn serve(addr: SocketAddr) -> Result<Server, MetricsError> {
     for name in [
         names::MODEL_REQUESTS,
         names::MODEL_TOKENS,
-        names::MODEL_COST,
         names::FIX_ATTEMPTS,
         names::DEPLOYS,
         names::ROLLBACKS,
@@ -100,6 +99,7 @@ pub fn serve(addr: SocketAddr) -> Result<Server, MetricsError> {
         metrics::counter!(name).absolute(0);
     }
     histogram::Histogram::new(names::MODEL_GENERATION, &[]);
+    histogram::add_float(names::MODEL_COST, &[], 0.0);
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

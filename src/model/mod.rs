@@ -1,8 +1,104 @@
-//! The model-worker stage: incidents in, validated fixes out (see DESIGN.md). Built up over
-//! several steps; so far the sandbox every validation step runs in.
+//! The model-worker stage: de-duplicated incidents in, validated fixes out (DESIGN.md).
+//!
+//! In: incidents handed over by the dataflow (`stage.rs`: a bounded channel, never blocking a
+//! worker). Out: one fix-attempt record per attempt (JSON lines) and a Markdown report per
+//! incident. Inside: `admission.rs` decides what is worked on and how far; `composer.rs` runs the
+//! seed's state machine over the model pool (`protocol.rs`; backends `builtin/`, `openai.rs`,
+//! `command.rs`); `validator.rs` proves fixes on worktrees in the `sandbox.rs`. This file: the
+//! `[model]` section of a spec. State: none here.
 
+pub mod admission;
 pub mod builtin;
+pub mod command;
+pub mod composer;
 pub mod edits;
 pub mod fault;
 pub mod protocol;
 pub mod sandbox;
+pub mod validator;
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use crate::time::Duration;
+use admission::Level;
+
+/// Which backend answers the model pool's roles.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BackendKind {
+    /// No model: classification, template fixes, reproducing tests, reports.
+    #[default]
+    Builtin,
+    /// Any OpenAI-compatible chat-completions server (`[model.openai]`).
+    Openai,
+    /// A program speaking the protocol as JSON on stdin/stdout (`[model.command]`).
+    Command,
+}
+
+/// `[model.budget]`: caps per incident and per day.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Budget {
+    pub calls_per_incident: u32,
+    pub tokens_per_incident: u64,
+    pub usd_per_incident: f64,
+    /// Spending beyond it today degrades new incidents to analysis only.
+    pub usd_per_day: f64,
+}
+
+impl Default for Budget {
+    fn default() -> Self {
+        Budget { calls_per_incident: 20, tokens_per_incident: 200_000, usd_per_incident: 1.0, usd_per_day: 20.0 }
+    }
+}
+
+/// `[model]`.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ModelConfig {
+    pub enabled: bool,
+    pub backend: BackendKind,
+    /// How far automation may go: `analysis`, `patch` or `deploy`.
+    pub automation: Level,
+    /// An incident is worked on once it has this many events.
+    pub min_events: u64,
+    /// Fix attempts per incident (validation failures go back to analysis with feedback).
+    pub max_attempts: u32,
+    /// Incidents waiting for the stage; beyond it updates of one fingerprint are merged.
+    pub queue: usize,
+    /// Incidents worked on at once.
+    pub concurrency: usize,
+    /// A fingerprint whose attempts all failed is left alone this long.
+    pub negative_ttl: Duration,
+    /// Fix-attempt records as JSON lines: a file, `stdout`, or `none`.
+    pub attempts: String,
+    /// Markdown reports, one per incident (`<fingerprint>.md`).
+    pub reports_dir: Option<PathBuf>,
+    pub budget: Budget,
+    pub repository: validator::Project,
+    pub sandbox: sandbox::Limits,
+    pub command: command::CommandConfig,
+}
+
+impl Default for ModelConfig {
+    fn default() -> Self {
+        ModelConfig {
+            enabled: false,
+            backend: BackendKind::Builtin,
+            automation: Level::Patch,
+            min_events: 1,
+            max_attempts: 3,
+            queue: 1024,
+            concurrency: 2,
+            negative_ttl: Duration(3_600_000),
+            attempts: "none".into(),
+            reports_dir: None,
+            budget: Budget::default(),
+            repository: validator::Project::default(),
+            sandbox: sandbox::Limits::default(),
+            command: command::CommandConfig::default(),
+        }
+    }
+}

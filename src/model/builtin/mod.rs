@@ -12,6 +12,11 @@ mod rust;
 
 pub use classify::{PATTERNS, analyze};
 
+/// The builtin report for a request (also the fallback when a backend cannot write one).
+pub fn report_for(req: &Request) -> String {
+    report::write(req).markdown
+}
+
 use super::edits::Edit;
 use super::fault::Language;
 use super::protocol::{

@@ -1,0 +1,299 @@
+//! The composer: the seed's state machine from an incident to a validated fix.
+//!
+//! In: an incident, the automation level admission allowed, a backend (with `builtin` as the
+//! fallback when it fails). Out: `Worked`: one `FixAttempt` record per attempt (every step with
+//! its role, backend, time, tokens and cost), the outcome and the Markdown report. The machine:
+//! ErrorAnalysis → SyntaxAnalysis | LogicAnalysis → SyntaxFix | LogicFix → UnitTests |
+//! IntegrationTests → ValidationPhase → Deployment, or back to ErrorAnalysis with the
+//! validator's feedback, at most `max_attempts` times. State: the per-incident tally against
+//! the budget.
+
+use serde::{Deserialize, Serialize};
+
+use super::admission::Level;
+use super::builtin;
+use super::edits;
+use super::fault::Fault;
+use super::protocol::*;
+use super::sandbox::Limits;
+use super::validator::{self, Project, Validation};
+use super::Budget;
+use crate::record::Incident;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum State {
+    ErrorAnalysis,
+    SyntaxAnalysis,
+    LogicAnalysis,
+    SyntaxFix,
+    LogicFix,
+    UnitTests,
+    IntegrationTests,
+    ValidationPhase,
+    Deployment,
+    Report,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct StepRecord {
+    pub state: State,
+    pub role: Option<Role>,
+    pub backend: String,
+    pub seconds: f64,
+    pub usage: Usage,
+    pub note: String,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// The fix passed every validation step.
+    Validated,
+    /// Validation failed (for an attempt), or every attempt failed (for the incident).
+    Rejected,
+    /// Classified and reported; no patch (the level, the error kind, or no fix).
+    AnalysisOnly,
+    /// A per-incident cap was reached.
+    BudgetExhausted,
+}
+
+/// One attempt, as written to the fix-attempt records (and the fixes topic).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct FixAttempt {
+    pub fingerprint: String,
+    pub title: String,
+    pub attempt: u32,
+    pub level: Level,
+    pub outcome: Outcome,
+    pub analysis: Option<Analysis>,
+    pub fix: Option<FixProposal>,
+    /// The diff the stage built from the fix's edits.
+    pub diff: Option<String>,
+    pub tests: Option<TestProposal>,
+    pub validation: Option<Validation>,
+    /// Why this attempt did not validate (fed to the next one).
+    pub feedback: String,
+    pub usage: Usage,
+    pub steps: Vec<StepRecord>,
+}
+
+pub struct Worked {
+    pub attempts: Vec<FixAttempt>,
+    pub outcome: Outcome,
+    pub report: String,
+    pub usage: Usage,
+}
+
+pub struct Composer<'a> {
+    pub backend: &'a dyn Backend,
+    pub project: &'a Project,
+    pub limits: &'a Limits,
+    pub budget: &'a Budget,
+    pub max_attempts: u32,
+}
+
+/// Why an incident's work stopped early.
+enum Stop {
+    NoAnswer(String),
+    Budget(String),
+}
+
+/// Calls, tokens and money spent on one incident.
+#[derive(Default)]
+struct Tally {
+    calls: u32,
+    usage: Usage,
+}
+
+fn add(a: &mut Usage, b: &Usage) {
+    a.prompt_tokens += b.prompt_tokens;
+    a.completion_tokens += b.completion_tokens;
+    a.cost_usd += b.cost_usd;
+}
+
+/// The request for an incident: its brief, fault, and the repository files its frames touch.
+pub fn request(incident: &Incident, project: &Project) -> Request {
+    let fault = Fault::of(incident);
+    let mut files: Vec<SourceFile> = Vec::new();
+    for frame in fault.iter().flat_map(|f| f.frames.iter()) {
+        let Some(path) = super::fault::locate(&project.path, &frame.path) else { continue };
+        if files.len() < 5 && !files.iter().any(|f| f.path == path) {
+            if let Ok(content) = std::fs::read_to_string(project.path.join(&path)) {
+                files.push(SourceFile { path, content: crate::record::truncate(&content, 64 * 1024) });
+            }
+        }
+    }
+    Request {
+        role: Role::LogicAnalyzer,
+        incident: IncidentBrief {
+            fingerprint: incident.fingerprint.clone(),
+            title: incident.title.clone(),
+            template: incident.template.clone(),
+            count: incident.count,
+            samples: incident.samples.clone(),
+            exemplar_trace: incident.exemplar_trace.clone(),
+        },
+        language: fault.as_ref().map_or("unknown".into(), |f| format!("{:?}", f.language).to_lowercase()),
+        fault,
+        files,
+        test_command: project.test_command.clone(),
+        analysis: None,
+        fix: None,
+        feedback: Vec::new(),
+        attempt: 1,
+    }
+}
+
+impl Composer<'_> {
+    /// One role's answer: from the backend, or from `builtin` when the backend fails.
+    async fn ask(&self, state: State, role: Role, req: &mut Request, tally: &mut Tally, steps: &mut Vec<StepRecord>) -> Result<Answer, Stop> {
+        let b = self.budget;
+        if tally.calls >= b.calls_per_incident || tally.usage.prompt_tokens + tally.usage.completion_tokens >= b.tokens_per_incident || tally.usage.cost_usd >= b.usd_per_incident {
+            return Err(Stop::Budget(format!("per-incident budget reached after {} calls, ${:.4}", tally.calls, tally.usage.cost_usd)));
+        }
+        req.role = role;
+        let mut backends: Vec<&dyn Backend> = vec![self.backend];
+        if self.backend.name() != "builtin" {
+            backends.push(&builtin::Builtin);
+        }
+        let mut last = String::new();
+        for backend in backends {
+            let started = std::time::Instant::now();
+            tally.calls += 1;
+            let result = backend.call(req).await.and_then(|r| r.for_role(role));
+            let seconds = started.elapsed().as_secs_f64();
+            let u = result.as_ref().map(|r| r.usage).unwrap_or_default();
+            crate::metrics::model_call(backend.name(), role.as_str(), seconds, (u.prompt_tokens, u.completion_tokens, u.cost_usd), result.is_ok());
+            match result {
+                Ok(r) => {
+                    add(&mut tally.usage, &r.usage);
+                    steps.push(StepRecord { state, role: Some(role), backend: backend.name().into(), seconds, usage: r.usage, note: String::new() });
+                    return Ok(r.answer);
+                }
+                Err(e) => {
+                    steps.push(StepRecord { state, role: Some(role), backend: backend.name().into(), seconds, usage: Usage::default(), note: e.to_string() });
+                    last = e.to_string();
+                    if matches!(e, BackendError::Unsupported(_)) && backend.name() == "builtin" {
+                        break;
+                    }
+                }
+            }
+        }
+        Err(Stop::NoAnswer(last))
+    }
+
+    /// Works on `incident` up to `level`.
+    pub async fn run(&self, incident: &Incident, level: Level) -> Worked {
+        let mut req = request(incident, self.project);
+        let mut tally = Tally::default();
+        let mut attempts: Vec<FixAttempt> = Vec::new();
+        let mut outcome = Outcome::Rejected;
+        for n in 1..=self.max_attempts.max(1) {
+            req.attempt = n;
+            let mut a = FixAttempt {
+                fingerprint: incident.fingerprint.clone(),
+                title: incident.title.clone(),
+                attempt: n,
+                level,
+                outcome: Outcome::Rejected,
+                analysis: None,
+                fix: None,
+                diff: None,
+                tests: None,
+                validation: None,
+                feedback: String::new(),
+                usage: Usage::default(),
+                steps: Vec::new(),
+            };
+            let before = tally.usage;
+            let result = self.attempt(&mut req, level, &mut tally, &mut a).await;
+            a.usage = Usage {
+                prompt_tokens: tally.usage.prompt_tokens - before.prompt_tokens,
+                completion_tokens: tally.usage.completion_tokens - before.completion_tokens,
+                cost_usd: tally.usage.cost_usd - before.cost_usd,
+            };
+            a.outcome = match result {
+                Ok(o) => o,
+                Err(Stop::NoAnswer(why)) => {
+                    a.feedback = why;
+                    Outcome::AnalysisOnly
+                }
+                Err(Stop::Budget(why)) => {
+                    a.feedback = why;
+                    Outcome::BudgetExhausted
+                }
+            };
+            outcome = a.outcome;
+            let retry = a.outcome == Outcome::Rejected;
+            if retry {
+                req.feedback.push(format!("attempt {n}: {}", a.feedback));
+            }
+            attempts.push(a);
+            if !retry {
+                break;
+            }
+        }
+        let mut steps = Vec::new();
+        let report = match self.ask(State::Report, Role::DocGenerator, &mut req, &mut tally, &mut steps).await {
+            Ok(Answer::Report(r)) => r.markdown,
+            _ => builtin::report_for(&req),
+        };
+        if let Some(last) = attempts.last_mut() {
+            last.steps.extend(steps);
+        }
+        Worked { attempts, outcome, report, usage: tally.usage }
+    }
+
+    async fn attempt(&self, req: &mut Request, level: Level, tally: &mut Tally, a: &mut FixAttempt) -> Result<Outcome, Stop> {
+        // ErrorAnalysis: the builtin classifier decides the branch (and gates infrastructure).
+        let first = builtin::analyze(req);
+        a.steps.push(StepRecord { state: State::ErrorAnalysis, role: None, backend: "builtin".into(), seconds: 0.0, usage: Usage::default(), note: first.summary.clone() });
+        req.analysis = Some(first.clone());
+        a.analysis = Some(first.clone());
+        if first.kind == ErrorKind::Infrastructure || level == Level::Analysis {
+            return Ok(Outcome::AnalysisOnly);
+        }
+        let syntax = first.kind == ErrorKind::Syntax;
+        let (state, role) = if syntax { (State::SyntaxAnalysis, Role::SyntaxAnalyzer) } else { (State::LogicAnalysis, Role::LogicAnalyzer) };
+        if let Answer::Analysis(an) = self.ask(state, role, req, tally, &mut a.steps).await? {
+            req.analysis = Some(an.clone());
+            a.analysis = Some(an);
+        }
+        let state = if syntax { State::SyntaxFix } else { State::LogicFix };
+        let Answer::Fix(fix) = self.ask(state, Role::CodeFixer, req, tally, &mut a.steps).await? else { return Err(Stop::NoAnswer("no fix".into())) };
+        a.fix = Some(fix.clone());
+        req.fix = Some(fix.clone());
+        match edits::apply(&self.project.path, &fix.edits) {
+            Ok(p) => a.diff = Some(p.diff),
+            Err(e) => {
+                a.feedback = format!("the fix's edits are invalid: {e}");
+                return Ok(Outcome::Rejected);
+            }
+        }
+        let integration = !self.project.integration_command.is_empty() && req.files.len() > 1;
+        let state = if integration { State::IntegrationTests } else { State::UnitTests };
+        let Answer::Tests(tests) = self.ask(state, Role::TestGenerator, req, tally, &mut a.steps).await? else { return Err(Stop::NoAnswer("no test".into())) };
+        a.tests = Some(tests.clone());
+        let started = std::time::Instant::now();
+        let name = format!("{}-{}-{}-{}", req.incident.fingerprint, a.attempt, std::process::id(), crate::time::now_ms());
+        let (project, limits) = (self.project.clone(), self.limits.clone());
+        let validation = tokio::task::spawn_blocking(move || validator::validate(&project, &limits, &name, &tests, &fix)).await;
+        let validation = match validation {
+            Ok(Ok(v)) => v,
+            Ok(Err(e)) => Validation { passed: false, steps: Vec::new(), feedback: format!("validation could not run: {e}") },
+            Err(e) => Validation { passed: false, steps: Vec::new(), feedback: format!("validation panicked: {e}") },
+        };
+        let note = if validation.passed { "all steps passed".to_string() } else { validation.feedback.clone() };
+        a.steps.push(StepRecord { state: State::ValidationPhase, role: None, backend: "sandbox".into(), seconds: started.elapsed().as_secs_f64(), usage: Usage::default(), note });
+        let passed = validation.passed;
+        a.feedback = validation.feedback.clone();
+        a.validation = Some(validation);
+        if !passed {
+            return Ok(Outcome::Rejected);
+        }
+        if level == Level::Deploy {
+            a.steps.push(StepRecord { state: State::Deployment, role: None, backend: "none".into(), seconds: 0.0, usage: Usage::default(), note: "validated; no deployment target is configured".into() });
+        }
+        Ok(Outcome::Validated)
+    }
+}
