@@ -34,6 +34,8 @@ pub struct Ctx {
     pub plan: Arc<Plan>,
     pub stats: Arc<Stats>,
     pub shutdown: Shutdown,
+    /// Where worker 0's incident sink hands incidents to the model stage, when it runs.
+    pub model: Option<crate::model::queue::Handoff>,
     errors: Arc<Mutex<Vec<String>>>,
 }
 
@@ -61,6 +63,9 @@ pub struct Summary {
     pub incidents: u64,
     pub incident_updates: u64,
     pub dead_letters: u64,
+    /// What the model-worker stage did (when `[model]` is enabled, process 0).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub model: Option<crate::model::stage::StageSummary>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -69,6 +74,8 @@ pub enum JobError {
     Metrics(#[from] metrics::MetricsError),
     #[error("timely: {0}")]
     Timely(String),
+    #[error(transparent)]
+    Model(#[from] crate::model::stage::StageError),
     #[error("{}", .0.join("; "))]
     Failed(Vec<String>),
 }
@@ -100,10 +107,16 @@ pub fn run(plan: Plan, shutdown: Shutdown) -> Result<Summary, JobError> {
     };
     let config = plan.timely_config();
     let process = plan.cluster.process;
+    let stage = if plan.model.enabled && process == 0 {
+        Some(crate::model::stage::Stage::start(plan.model.clone())?)
+    } else {
+        None
+    };
     let ctx = Ctx {
         plan: Arc::new(plan),
         stats: Arc::new(Stats::default()),
         shutdown,
+        model: stage.as_ref().map(|s| s.handoff()),
         errors: Arc::default(),
     };
     let started = Instant::now();
@@ -120,6 +133,16 @@ pub fn run(plan: Plan, shutdown: Shutdown) -> Result<Summary, JobError> {
         }
     }
     drop(progress);
+    let model = stage.map(|stage| {
+        let waiting = ctx.model.as_ref().map_or(0, |h| h.len());
+        eprintln!("hephaestus: input done; the model stage finishes its work ({waiting} incident(s) waiting)");
+        stage.finish()
+    });
+    if let Some(m) = &model {
+        for e in &m.errors {
+            ctx.error(e.clone());
+        }
+    }
     let seconds = started.elapsed().as_secs_f64();
     let s = &ctx.stats;
     let lines = Stats::get(&s.lines);
@@ -138,6 +161,7 @@ pub fn run(plan: Plan, shutdown: Shutdown) -> Result<Summary, JobError> {
         incidents: Stats::get(&s.incidents),
         incident_updates: Stats::get(&s.incident_updates),
         dead_letters: Stats::get(&s.dead_letters),
+        model,
     };
     let mut errors = ctx.errors.lock().map(|e| e.clone()).unwrap_or_default();
     if errors.is_empty() {

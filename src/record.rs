@@ -174,9 +174,10 @@ pub struct ErrorEvent {
 }
 
 /// Message errors are grouped by template, errors with a stack trace by trace fingerprint.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Kind {
+    #[default]
     Message,
     Trace,
 }
@@ -268,9 +269,12 @@ impl DeadLetter {
 }
 
 /// An incident's lifecycle state.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum State {
+    #[default]
     New,
     Ongoing,
     Escalating,
@@ -310,7 +314,7 @@ pub struct WindowCount {
 }
 
 /// The state of one de-duplicated incident as emitted (one JSON line per emission).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Incident {
     pub fingerprint: String,
     pub state: State,

@@ -3,7 +3,8 @@
 //! In: `Incident` updates and `DeadLetter`s from every worker, exchanged to worker 0, which holds
 //! each epoch until it is complete and writes it in a deterministic order (incidents by
 //! fingerprint, dead letters by position), so the output is byte-identical for any number of
-//! workers and processes. Out: lines on stdout, stderr or a file. State: the writer, the epochs
+//! workers and processes. Out: lines on stdout, stderr or a file, and incidents handed to the
+//! model stage when it runs. State: the writer, the epochs
 //! not yet complete, and the set of fingerprints written (for the summary).
 
 use std::collections::{BTreeMap, HashSet};
@@ -123,6 +124,7 @@ impl WriteIncidents for StreamVec<'_, Epoch, Incident> {
             self.scope().index() == 0,
         );
         let stats = ctx.stats.clone();
+        let model = ctx.model.clone().filter(|_| self.scope().index() == 0);
         let mut seen: HashSet<String> = HashSet::new();
         collect_epochs(self, "WriteIncidents", move |mut batch: Vec<Incident>| {
             batch.sort_by(|a, b| a.fingerprint.cmp(&b.fingerprint));
@@ -132,7 +134,10 @@ impl WriteIncidents for StreamVec<'_, Epoch, Incident> {
                     Stats::add(&stats.incidents, 1);
                 }
             }
-            lines.write(batch);
+            lines.write(&batch);
+            if let Some(model) = &model {
+                model.offer(batch);
+            }
         });
     }
 }

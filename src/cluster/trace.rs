@@ -212,7 +212,7 @@ pub fn parse(message: &str, trace: &str, in_app: &InApp) -> Option<Trace> {
     if text_has("Traceback (most recent call last):") {
         return Some(super::trace_langs::python(lines(), in_app));
     }
-    if message.contains("' panicked at ") || trace.contains("' panicked at ") {
+    if message.contains(" panicked at ") || trace.contains(" panicked at ") {
         return Some(super::trace_langs::rust(lines(), in_app));
     }
     if lines().any(|l| l.starts_with("goroutine ") && l.ends_with("]:"))

@@ -186,10 +186,7 @@ pub(crate) fn rust<'a>(lines: impl Iterator<Item = &'a str>, in_app: &InApp) -> 
     let mut pending: Option<&str> = None;
     for line in lines {
         let t = line.trim();
-        if let Some((_, after)) = t
-            .split_once("' panicked at ")
-            .filter(|_| location.is_none())
-        {
+        if let Some((_, after)) = t.split_once(" panicked at ").filter(|_| location.is_none()) {
             if let Some(loc) = after.strip_suffix(':') {
                 location = Some(loc);
                 expect_message = true;
@@ -292,6 +289,14 @@ mod tests {
             "panic: called `Option::unwrap()` on a `None` value"
         );
         assert_eq!(t.exceptions[0].frames[0].file, "src/main.rs");
+        let with_id = parse(
+            "thread 'main' (14316) panicked at src/main.rs:4:5:",
+            "called `Option::unwrap()` on a `None` value",
+            &InApp::default(),
+        )
+        .expect("rust with a thread id");
+        assert_eq!(with_id.exceptions[0].type_name, t.exceptions[0].type_name);
+        assert_eq!(with_id.exceptions[0].frames[0].file, "src/main.rs");
         assert!(
             t.exceptions[0]
                 .frames

@@ -144,7 +144,11 @@ fn label_text(labels: &[(&str, &str)]) -> String {
     let mut text = String::new();
     for (i, (k, v)) in labels.iter().enumerate() {
         let sep = if i == 0 { "" } else { "," };
-        let _ = write!(text, "{sep}{k}=\"{}\"", v.replace('\\', "\\\\").replace('"', "\\\""));
+        let _ = write!(
+            text,
+            "{sep}{k}=\"{}\"",
+            v.replace('\\', "\\\\").replace('"', "\\\"")
+        );
     }
     text
 }
@@ -157,13 +161,19 @@ pub fn add_float(name: &'static str, labels: &[(&str, &str)], v: f64) {
         match all.iter().find(|s| s.name == name && s.labels == text) {
             Some(s) => s.clone(),
             None => {
-                let s = Arc::new(FloatSeries { name, labels: text, bits: AtomicU64::new(0f64.to_bits()) });
+                let s = Arc::new(FloatSeries {
+                    name,
+                    labels: text,
+                    bits: AtomicU64::new(0f64.to_bits()),
+                });
                 all.push(s.clone());
                 s
             }
         }
     };
-    let _ = series.bits.fetch_update(Relaxed, Relaxed, |b| Some((f64::from_bits(b) + v).to_bits()));
+    let _ = series.bits.fetch_update(Relaxed, Relaxed, |b| {
+        Some((f64::from_bits(b) + v).to_bits())
+    });
 }
 
 fn render_floats(out: &mut String) {

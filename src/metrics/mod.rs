@@ -128,15 +128,25 @@ pub fn incidents(
 }
 
 /// One model call: its time, tokens and cost, and whether it answered.
-pub fn model_call(backend: &'static str, role: &'static str, seconds: f64, usage: (u64, u64, f64), ok: bool) {
+pub fn model_call(
+    backend: &'static str,
+    role: &'static str,
+    seconds: f64,
+    usage: (u64, u64, f64),
+    ok: bool,
+) {
     let outcome = if ok { "ok" } else { "error" };
-    counter!(names::MODEL_REQUESTS, "backend" => backend, "role" => role, "outcome" => outcome).increment(1);
+    counter!(names::MODEL_REQUESTS, "backend" => backend, "role" => role, "outcome" => outcome)
+        .increment(1);
     counter!(names::MODEL_TOKENS, "backend" => backend, "kind" => "prompt").increment(usage.0);
     counter!(names::MODEL_TOKENS, "backend" => backend, "kind" => "completion").increment(usage.1);
     histogram::add_float(names::MODEL_COST, &[("backend", backend)], usage.2);
     let mut b = Batch::default();
     b.observe(seconds);
-    b.flush(&Histogram::new(names::MODEL_GENERATION, &[("backend", backend), ("role", role)]));
+    b.flush(&Histogram::new(
+        names::MODEL_GENERATION,
+        &[("backend", backend), ("role", role)],
+    ));
 }
 
 /// A finished fix attempt, by outcome; and the share of worked incidents that got a validated fix.
@@ -144,10 +154,26 @@ pub fn fix_attempt(outcome: &'static str) {
     counter!(names::FIX_ATTEMPTS, "outcome" => outcome).increment(1);
 }
 
-pub fn fix_success_ratio(validated: u64, finished: u64) {
+/// Incidents the stage finished: the share with a validated fix, and what each fix cost.
+pub fn fix_success_ratio(validated: u64, finished: u64, usd_total: f64) {
     if finished > 0 {
         gauge!(names::FIX_SUCCESS_RATIO).set(validated as f64 / finished as f64);
     }
+    if validated > 0 {
+        gauge!(names::FIX_COST).set(usd_total / validated as f64);
+    }
+}
+
+/// The handoff to the model stage: incidents waiting, updates merged, fingerprints over capacity.
+pub fn model_queue(depth: usize, merged: u64, overflow: u64) {
+    gauge!(names::MODEL_QUEUE).set(depth as f64);
+    counter!(names::MODEL_QUEUE_MERGED).increment(merged);
+    counter!(names::MODEL_QUEUE_OVERFLOW).increment(overflow);
+}
+
+/// An admission decision: `start_analysis`, `start_patch`, `start_deploy`, `recurrence`, `skip`.
+pub fn model_admission(decision: &'static str) {
+    counter!(names::MODEL_ADMISSIONS, "decision" => decision).increment(1);
 }
 
 /// How far the dataflow's frontier is behind the wall clock (live inputs), in milliseconds.

@@ -31,13 +31,18 @@ pub const INCIDENTS: &str = "hephaestus_incidents";
 pub const INCIDENT_UPDATES: &str = "hephaestus_incident_updates_total";
 pub const INCIDENTS_EVICTED: &str = "hephaestus_incidents_evicted_total";
 
-// Model and deployment stages (reserved: their issues fill them).
+// Model stage (and deployment, reserved for its issue).
 pub const MODEL_REQUESTS: &str = "hephaestus_model_requests_total";
 pub const MODEL_TOKENS: &str = "hephaestus_model_tokens_total";
 pub const MODEL_COST: &str = "hephaestus_model_cost_usd_total";
 pub const MODEL_GENERATION: &str = "hephaestus_model_generation_seconds";
 pub const FIX_ATTEMPTS: &str = "hephaestus_fix_attempts_total";
 pub const FIX_SUCCESS_RATIO: &str = "hephaestus_fix_success_ratio";
+pub const FIX_COST: &str = "hephaestus_fix_cost_usd";
+pub const MODEL_QUEUE: &str = "hephaestus_model_queue";
+pub const MODEL_QUEUE_MERGED: &str = "hephaestus_model_queue_merged_total";
+pub const MODEL_QUEUE_OVERFLOW: &str = "hephaestus_model_queue_overflow_total";
+pub const MODEL_ADMISSIONS: &str = "hephaestus_model_admissions_total";
 pub const DEPLOYS: &str = "hephaestus_deploys_total";
 pub const ROLLBACKS: &str = "hephaestus_rollbacks_total";
 
@@ -72,6 +77,11 @@ pub const ALL: &[&str] = &[
     MODEL_GENERATION,
     FIX_ATTEMPTS,
     FIX_SUCCESS_RATIO,
+    FIX_COST,
+    MODEL_QUEUE,
+    MODEL_QUEUE_MERGED,
+    MODEL_QUEUE_OVERFLOW,
+    MODEL_ADMISSIONS,
     DEPLOYS,
     ROLLBACKS,
     BUILD_INFO,

@@ -68,18 +68,28 @@ const DAY_MS: Millis = 86_400_000;
 
 impl Admission {
     pub fn decide(&mut self, gate: &Gate, c: &Candidate, now: Millis) -> Decision {
-        if let Some(n) = self.in_flight.get_mut(c.fingerprint).or_else(|| self.done.get_mut(c.fingerprint)) {
+        if let Some(n) = self
+            .in_flight
+            .get_mut(c.fingerprint)
+            .or_else(|| self.done.get_mut(c.fingerprint))
+        {
             *n += 1;
             return Decision::Recurrence;
         }
         if let Some(&until) = self.negative.get(c.fingerprint) {
             if now < until {
-                return Decision::Skip(format!("failed before; retried after {}", crate::time::format_rfc3339(until)));
+                return Decision::Skip(format!(
+                    "failed before; retried after {}",
+                    crate::time::format_rfc3339(until)
+                ));
             }
             self.negative.remove(c.fingerprint);
         }
         if c.events < gate.min_events {
-            return Decision::Skip(format!("{} events, fewer than {}", c.events, gate.min_events));
+            return Decision::Skip(format!(
+                "{} events, fewer than {}",
+                c.events, gate.min_events
+            ));
         }
         self.roll_day(now);
         let mut level = gate.max_level;
@@ -117,14 +127,21 @@ impl Admission {
         if succeeded {
             self.done.insert(fingerprint.to_string(), recurrences);
         } else {
-            self.negative.insert(fingerprint.to_string(), now.saturating_add(gate.negative_ttl_ms));
+            self.negative.insert(
+                fingerprint.to_string(),
+                now.saturating_add(gate.negative_ttl_ms),
+            );
         }
         recurrences
     }
 
     /// Recurrences counted for a fingerprint (in flight or done).
     pub fn recurrences(&self, fingerprint: &str) -> u64 {
-        self.in_flight.get(fingerprint).or_else(|| self.done.get(fingerprint)).copied().unwrap_or(0)
+        self.in_flight
+            .get(fingerprint)
+            .or_else(|| self.done.get(fingerprint))
+            .copied()
+            .unwrap_or(0)
     }
 }
 
@@ -133,23 +150,40 @@ mod tests {
     use super::*;
 
     fn gate() -> Gate {
-        Gate { max_level: Level::Patch, min_events: 2, has_tests: true, negative_ttl_ms: 1000, usd_per_day: 1.0 }
+        Gate {
+            max_level: Level::Patch,
+            min_events: 2,
+            has_tests: true,
+            negative_ttl_ms: 1000,
+            usd_per_day: 1.0,
+        }
     }
 
     fn c(fp: &str, events: u64) -> Candidate<'_> {
-        Candidate { fingerprint: fp, events, in_repository: true }
+        Candidate {
+            fingerprint: fp,
+            events,
+            in_repository: true,
+        }
     }
 
     #[test]
     fn one_flight_per_fingerprint() {
         let (g, mut a) = (gate(), Admission::default());
-        assert_eq!(a.decide(&g, &c("f", 1), 0), Decision::Skip("1 events, fewer than 2".into()));
+        assert_eq!(
+            a.decide(&g, &c("f", 1), 0),
+            Decision::Skip("1 events, fewer than 2".into())
+        );
         assert_eq!(a.decide(&g, &c("f", 2), 0), Decision::Start(Level::Patch));
         for _ in 0..99 {
             assert_eq!(a.decide(&g, &c("f", 3), 0), Decision::Recurrence);
         }
         assert_eq!(a.finish(&g, "f", true, 0), 99);
-        assert_eq!(a.decide(&g, &c("f", 3), 10), Decision::Recurrence, "done: never again");
+        assert_eq!(
+            a.decide(&g, &c("f", 3), 10),
+            Decision::Recurrence,
+            "done: never again"
+        );
         assert_eq!(a.recurrences("f"), 100);
     }
 
@@ -159,18 +193,39 @@ mod tests {
         assert_eq!(a.decide(&g, &c("f", 5), 0), Decision::Start(Level::Patch));
         a.finish(&g, "f", false, 100);
         assert!(matches!(a.decide(&g, &c("f", 5), 500), Decision::Skip(_)));
-        assert_eq!(a.decide(&g, &c("f", 5), 1100), Decision::Start(Level::Patch));
+        assert_eq!(
+            a.decide(&g, &c("f", 5), 1100),
+            Decision::Start(Level::Patch)
+        );
     }
 
     #[test]
     fn the_gate_caps_automation() {
         let (g, mut a) = (gate(), Admission::default());
-        let outside = Candidate { fingerprint: "o", events: 5, in_repository: false };
+        let outside = Candidate {
+            fingerprint: "o",
+            events: 5,
+            in_repository: false,
+        };
         assert_eq!(a.decide(&g, &outside, 0), Decision::Start(Level::Analysis));
-        let untested = Gate { has_tests: false, ..gate() };
-        assert_eq!(a.decide(&untested, &c("u", 5), 0), Decision::Start(Level::Analysis));
+        let untested = Gate {
+            has_tests: false,
+            ..gate()
+        };
+        assert_eq!(
+            a.decide(&untested, &c("u", 5), 0),
+            Decision::Start(Level::Analysis)
+        );
         a.spend(1.5, 0);
-        assert_eq!(a.decide(&g, &c("b", 5), 1), Decision::Start(Level::Analysis), "budget exhausted");
-        assert_eq!(a.decide(&g, &c("n", 5), DAY_MS + 1), Decision::Start(Level::Patch), "a new day, a new budget");
+        assert_eq!(
+            a.decide(&g, &c("b", 5), 1),
+            Decision::Start(Level::Analysis),
+            "budget exhausted"
+        );
+        assert_eq!(
+            a.decide(&g, &c("n", 5), DAY_MS + 1),
+            Decision::Start(Level::Patch),
+            "a new day, a new budget"
+        );
     }
 }

@@ -24,7 +24,11 @@ pub struct CommandConfig {
 
 impl Default for CommandConfig {
     fn default() -> Self {
-        CommandConfig { program: String::new(), args: Vec::new(), timeout: crate::time::Duration(120_000) }
+        CommandConfig {
+            program: String::new(),
+            args: Vec::new(),
+            timeout: crate::time::Duration(120_000),
+        }
     }
 }
 
@@ -36,7 +40,8 @@ pub struct CommandBackend {
 
 impl CommandBackend {
     async fn ask(&self, request: &Request) -> Result<Response, BackendError> {
-        let input = serde_json::to_vec(request).map_err(|e| BackendError::Invalid(e.to_string()))?;
+        let input =
+            serde_json::to_vec(request).map_err(|e| BackendError::Invalid(e.to_string()))?;
         let mut child = tokio::process::Command::new(&self.config.program)
             .args(&self.config.args)
             .current_dir(&self.dir)
@@ -47,20 +52,35 @@ impl CommandBackend {
             .spawn()
             .map_err(|e| BackendError::Unavailable(format!("{}: {e}", self.config.program)))?;
         if let Some(mut stdin) = child.stdin.take() {
-            stdin.write_all(&input).await.map_err(|e| BackendError::Unavailable(e.to_string()))?;
+            stdin
+                .write_all(&input)
+                .await
+                .map_err(|e| BackendError::Unavailable(e.to_string()))?;
         }
         let wait = std::time::Duration::from_millis(self.config.timeout.0.max(1) as u64);
         let out = match tokio::time::timeout(wait, child.wait_with_output()).await {
             Ok(out) => out.map_err(|e| BackendError::Unavailable(e.to_string()))?,
-            Err(_) => return Err(BackendError::Unavailable(format!("{} timed out", self.config.program))),
+            Err(_) => {
+                return Err(BackendError::Unavailable(format!(
+                    "{} timed out",
+                    self.config.program
+                )));
+            }
         };
         if !out.status.success() {
             let err = String::from_utf8_lossy(&out.stderr);
             let tail: Vec<&str> = err.lines().rev().take(5).collect();
             let tail: Vec<&str> = tail.into_iter().rev().collect();
-            return Err(BackendError::Unavailable(format!("{} exited with {}: {}", self.config.program, out.status, tail.join(" | "))));
+            return Err(BackendError::Unavailable(format!(
+                "{} exited with {}: {}",
+                self.config.program,
+                out.status,
+                tail.join(" | ")
+            )));
         }
-        serde_json::from_slice(&out.stdout).map_err(|e| BackendError::Invalid(format!("{}: not a response: {e}", self.config.program)))
+        serde_json::from_slice(&out.stdout).map_err(|e| {
+            BackendError::Invalid(format!("{}: not a response: {e}", self.config.program))
+        })
     }
 }
 

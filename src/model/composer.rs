@@ -10,6 +10,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::Budget;
 use super::admission::Level;
 use super::builtin;
 use super::edits;
@@ -17,7 +18,6 @@ use super::fault::Fault;
 use super::protocol::*;
 use super::sandbox::Limits;
 use super::validator::{self, Project, Validation};
-use super::Budget;
 use crate::record::Incident;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -116,11 +116,17 @@ pub fn request(incident: &Incident, project: &Project) -> Request {
     let fault = Fault::of(incident);
     let mut files: Vec<SourceFile> = Vec::new();
     for frame in fault.iter().flat_map(|f| f.frames.iter()) {
-        let Some(path) = super::fault::locate(&project.path, &frame.path) else { continue };
-        if files.len() < 5 && !files.iter().any(|f| f.path == path) {
-            if let Ok(content) = std::fs::read_to_string(project.path.join(&path)) {
-                files.push(SourceFile { path, content: crate::record::truncate(&content, 64 * 1024) });
-            }
+        let Some(path) = super::fault::locate(&project.path, &frame.path) else {
+            continue;
+        };
+        if files.len() >= 5 || files.iter().any(|f| f.path == path) {
+            continue;
+        }
+        if let Ok(content) = std::fs::read_to_string(project.path.join(&path)) {
+            files.push(SourceFile {
+                path,
+                content: crate::record::truncate(&content, 64 * 1024),
+            });
         }
     }
     Request {
@@ -133,7 +139,9 @@ pub fn request(incident: &Incident, project: &Project) -> Request {
             samples: incident.samples.clone(),
             exemplar_trace: incident.exemplar_trace.clone(),
         },
-        language: fault.as_ref().map_or("unknown".into(), |f| format!("{:?}", f.language).to_lowercase()),
+        language: fault.as_ref().map_or("unknown".into(), |f| {
+            format!("{:?}", f.language).to_lowercase()
+        }),
         fault,
         files,
         test_command: project.test_command.clone(),
@@ -146,10 +154,23 @@ pub fn request(incident: &Incident, project: &Project) -> Request {
 
 impl Composer<'_> {
     /// One role's answer: from the backend, or from `builtin` when the backend fails.
-    async fn ask(&self, state: State, role: Role, req: &mut Request, tally: &mut Tally, steps: &mut Vec<StepRecord>) -> Result<Answer, Stop> {
+    async fn ask(
+        &self,
+        state: State,
+        role: Role,
+        req: &mut Request,
+        tally: &mut Tally,
+        steps: &mut Vec<StepRecord>,
+    ) -> Result<Answer, Stop> {
         let b = self.budget;
-        if tally.calls >= b.calls_per_incident || tally.usage.prompt_tokens + tally.usage.completion_tokens >= b.tokens_per_incident || tally.usage.cost_usd >= b.usd_per_incident {
-            return Err(Stop::Budget(format!("per-incident budget reached after {} calls, ${:.4}", tally.calls, tally.usage.cost_usd)));
+        if tally.calls >= b.calls_per_incident
+            || tally.usage.prompt_tokens + tally.usage.completion_tokens >= b.tokens_per_incident
+            || tally.usage.cost_usd >= b.usd_per_incident
+        {
+            return Err(Stop::Budget(format!(
+                "per-incident budget reached after {} calls, ${:.4}",
+                tally.calls, tally.usage.cost_usd
+            )));
         }
         req.role = role;
         let mut backends: Vec<&dyn Backend> = vec![self.backend];
@@ -163,15 +184,35 @@ impl Composer<'_> {
             let result = backend.call(req).await.and_then(|r| r.for_role(role));
             let seconds = started.elapsed().as_secs_f64();
             let u = result.as_ref().map(|r| r.usage).unwrap_or_default();
-            crate::metrics::model_call(backend.name(), role.as_str(), seconds, (u.prompt_tokens, u.completion_tokens, u.cost_usd), result.is_ok());
+            crate::metrics::model_call(
+                backend.name(),
+                role.as_str(),
+                seconds,
+                (u.prompt_tokens, u.completion_tokens, u.cost_usd),
+                result.is_ok(),
+            );
             match result {
                 Ok(r) => {
                     add(&mut tally.usage, &r.usage);
-                    steps.push(StepRecord { state, role: Some(role), backend: backend.name().into(), seconds, usage: r.usage, note: String::new() });
+                    steps.push(StepRecord {
+                        state,
+                        role: Some(role),
+                        backend: backend.name().into(),
+                        seconds,
+                        usage: r.usage,
+                        note: String::new(),
+                    });
                     return Ok(r.answer);
                 }
                 Err(e) => {
-                    steps.push(StepRecord { state, role: Some(role), backend: backend.name().into(), seconds, usage: Usage::default(), note: e.to_string() });
+                    steps.push(StepRecord {
+                        state,
+                        role: Some(role),
+                        backend: backend.name().into(),
+                        seconds,
+                        usage: Usage::default(),
+                        note: e.to_string(),
+                    });
                     last = e.to_string();
                     if matches!(e, BackendError::Unsupported(_)) && backend.name() == "builtin" {
                         break;
@@ -234,33 +275,78 @@ impl Composer<'_> {
             }
         }
         let mut steps = Vec::new();
-        let report = match self.ask(State::Report, Role::DocGenerator, &mut req, &mut tally, &mut steps).await {
+        let report = match self
+            .ask(
+                State::Report,
+                Role::DocGenerator,
+                &mut req,
+                &mut tally,
+                &mut steps,
+            )
+            .await
+        {
             Ok(Answer::Report(r)) => r.markdown,
             _ => builtin::report_for(&req),
         };
         if let Some(last) = attempts.last_mut() {
             last.steps.extend(steps);
         }
-        Worked { attempts, outcome, report, usage: tally.usage }
+        let report = format!(
+            "{}\n{}",
+            report.trim_end(),
+            attempts_section(&attempts, outcome)
+        );
+        Worked {
+            attempts,
+            outcome,
+            report,
+            usage: tally.usage,
+        }
     }
 
-    async fn attempt(&self, req: &mut Request, level: Level, tally: &mut Tally, a: &mut FixAttempt) -> Result<Outcome, Stop> {
+    async fn attempt(
+        &self,
+        req: &mut Request,
+        level: Level,
+        tally: &mut Tally,
+        a: &mut FixAttempt,
+    ) -> Result<Outcome, Stop> {
         // ErrorAnalysis: the builtin classifier decides the branch (and gates infrastructure).
         let first = builtin::analyze(req);
-        a.steps.push(StepRecord { state: State::ErrorAnalysis, role: None, backend: "builtin".into(), seconds: 0.0, usage: Usage::default(), note: first.summary.clone() });
+        a.steps.push(StepRecord {
+            state: State::ErrorAnalysis,
+            role: None,
+            backend: "builtin".into(),
+            seconds: 0.0,
+            usage: Usage::default(),
+            note: first.summary.clone(),
+        });
         req.analysis = Some(first.clone());
         a.analysis = Some(first.clone());
         if first.kind == ErrorKind::Infrastructure || level == Level::Analysis {
             return Ok(Outcome::AnalysisOnly);
         }
         let syntax = first.kind == ErrorKind::Syntax;
-        let (state, role) = if syntax { (State::SyntaxAnalysis, Role::SyntaxAnalyzer) } else { (State::LogicAnalysis, Role::LogicAnalyzer) };
+        let (state, role) = if syntax {
+            (State::SyntaxAnalysis, Role::SyntaxAnalyzer)
+        } else {
+            (State::LogicAnalysis, Role::LogicAnalyzer)
+        };
         if let Answer::Analysis(an) = self.ask(state, role, req, tally, &mut a.steps).await? {
             req.analysis = Some(an.clone());
             a.analysis = Some(an);
         }
-        let state = if syntax { State::SyntaxFix } else { State::LogicFix };
-        let Answer::Fix(fix) = self.ask(state, Role::CodeFixer, req, tally, &mut a.steps).await? else { return Err(Stop::NoAnswer("no fix".into())) };
+        let state = if syntax {
+            State::SyntaxFix
+        } else {
+            State::LogicFix
+        };
+        let Answer::Fix(fix) = self
+            .ask(state, Role::CodeFixer, req, tally, &mut a.steps)
+            .await?
+        else {
+            return Err(Stop::NoAnswer("no fix".into()));
+        };
         a.fix = Some(fix.clone());
         req.fix = Some(fix.clone());
         match edits::apply(&self.project.path, &fix.edits) {
@@ -271,20 +357,57 @@ impl Composer<'_> {
             }
         }
         let integration = !self.project.integration_command.is_empty() && req.files.len() > 1;
-        let state = if integration { State::IntegrationTests } else { State::UnitTests };
-        let Answer::Tests(tests) = self.ask(state, Role::TestGenerator, req, tally, &mut a.steps).await? else { return Err(Stop::NoAnswer("no test".into())) };
+        let state = if integration {
+            State::IntegrationTests
+        } else {
+            State::UnitTests
+        };
+        let Answer::Tests(tests) = self
+            .ask(state, Role::TestGenerator, req, tally, &mut a.steps)
+            .await?
+        else {
+            return Err(Stop::NoAnswer("no test".into()));
+        };
         a.tests = Some(tests.clone());
         let started = std::time::Instant::now();
-        let name = format!("{}-{}-{}-{}", req.incident.fingerprint, a.attempt, std::process::id(), crate::time::now_ms());
+        let name = format!(
+            "{}-{}-{}-{}",
+            req.incident.fingerprint,
+            a.attempt,
+            std::process::id(),
+            crate::time::now_ms()
+        );
         let (project, limits) = (self.project.clone(), self.limits.clone());
-        let validation = tokio::task::spawn_blocking(move || validator::validate(&project, &limits, &name, &tests, &fix)).await;
+        let validation = tokio::task::spawn_blocking(move || {
+            validator::validate(&project, &limits, &name, &tests, &fix)
+        })
+        .await;
         let validation = match validation {
             Ok(Ok(v)) => v,
-            Ok(Err(e)) => Validation { passed: false, steps: Vec::new(), feedback: format!("validation could not run: {e}") },
-            Err(e) => Validation { passed: false, steps: Vec::new(), feedback: format!("validation panicked: {e}") },
+            Ok(Err(e)) => Validation {
+                passed: false,
+                steps: Vec::new(),
+                feedback: format!("validation could not run: {e}"),
+            },
+            Err(e) => Validation {
+                passed: false,
+                steps: Vec::new(),
+                feedback: format!("validation panicked: {e}"),
+            },
         };
-        let note = if validation.passed { "all steps passed".to_string() } else { validation.feedback.clone() };
-        a.steps.push(StepRecord { state: State::ValidationPhase, role: None, backend: "sandbox".into(), seconds: started.elapsed().as_secs_f64(), usage: Usage::default(), note });
+        let note = if validation.passed {
+            "all steps passed".to_string()
+        } else {
+            validation.feedback.clone()
+        };
+        a.steps.push(StepRecord {
+            state: State::ValidationPhase,
+            role: None,
+            backend: "sandbox".into(),
+            seconds: started.elapsed().as_secs_f64(),
+            usage: Usage::default(),
+            note,
+        });
         let passed = validation.passed;
         a.feedback = validation.feedback.clone();
         a.validation = Some(validation);
@@ -292,8 +415,51 @@ impl Composer<'_> {
             return Ok(Outcome::Rejected);
         }
         if level == Level::Deploy {
-            a.steps.push(StepRecord { state: State::Deployment, role: None, backend: "none".into(), seconds: 0.0, usage: Usage::default(), note: "validated; no deployment target is configured".into() });
+            a.steps.push(StepRecord {
+                state: State::Deployment,
+                role: None,
+                backend: "none".into(),
+                seconds: 0.0,
+                usage: Usage::default(),
+                note: "validated; no deployment target is configured".into(),
+            });
         }
         Ok(Outcome::Validated)
     }
+}
+
+/// The report's record of the attempts, written by the stage (not by a model): what was tried
+/// and what the validator said.
+fn attempts_section(attempts: &[FixAttempt], outcome: Outcome) -> String {
+    let mut md = format!(
+        "\n## Attempts\n\nOutcome: **{outcome:?}** after {} attempt(s).\n",
+        attempts.len()
+    );
+    for a in attempts {
+        md.push_str(&format!(
+            "\n### Attempt {} ({:?}, level {:?})\n\n",
+            a.attempt, a.outcome, a.level
+        ));
+        if let Some(v) = &a.validation {
+            for s in &v.steps {
+                md.push_str(&format!(
+                    "- {} {} ({:.1} s)\n",
+                    if s.ok { "✔" } else { "✘" },
+                    s.name,
+                    s.seconds
+                ));
+            }
+        }
+        if !a.feedback.is_empty() {
+            md.push_str(&format!("\n```text\n{}\n```\n", a.feedback.trim_end()));
+        }
+        let u = &a.usage;
+        if u.prompt_tokens + u.completion_tokens > 0 {
+            md.push_str(&format!(
+                "\nTokens: {} prompt, {} completion; ${:.4}.\n",
+                u.prompt_tokens, u.completion_tokens, u.cost_usd
+            ));
+        }
+    }
+    md
 }

@@ -13,8 +13,11 @@ pub mod command;
 pub mod composer;
 pub mod edits;
 pub mod fault;
+pub mod openai;
 pub mod protocol;
+pub mod queue;
 pub mod sandbox;
+pub mod stage;
 pub mod validator;
 
 use std::path::PathBuf;
@@ -50,7 +53,12 @@ pub struct Budget {
 
 impl Default for Budget {
     fn default() -> Self {
-        Budget { calls_per_incident: 20, tokens_per_incident: 200_000, usd_per_incident: 1.0, usd_per_day: 20.0 }
+        Budget {
+            calls_per_incident: 20,
+            tokens_per_incident: 200_000,
+            usd_per_incident: 1.0,
+            usd_per_day: 20.0,
+        }
     }
 }
 
@@ -80,6 +88,7 @@ pub struct ModelConfig {
     pub repository: validator::Project,
     pub sandbox: sandbox::Limits,
     pub command: command::CommandConfig,
+    pub openai: openai::OpenAiConfig,
 }
 
 impl Default for ModelConfig {
@@ -99,6 +108,56 @@ impl Default for ModelConfig {
             repository: validator::Project::default(),
             sandbox: sandbox::Limits::default(),
             command: command::CommandConfig::default(),
+            openai: openai::OpenAiConfig::default(),
+        }
+    }
+}
+
+impl ModelConfig {
+    /// Resolves relative paths against the spec's directory (`resolve`) and checks the section;
+    /// an error names the key.
+    pub fn plan(&mut self, resolve: impl Fn(PathBuf) -> PathBuf) -> Result<(), String> {
+        if !self.enabled {
+            return Ok(());
+        }
+        let repo = &mut self.repository;
+        repo.path = resolve(repo.path.clone());
+        repo.work_dir = repo.work_dir.take().map(&resolve);
+        self.reports_dir = self.reports_dir.take().map(&resolve);
+        if !matches!(self.attempts.as_str(), "none" | "stdout" | "") {
+            self.attempts = resolve(PathBuf::from(&self.attempts)).display().to_string();
+        }
+        if self.automation > Level::Analysis && !repo.path.join(".git").exists() {
+            return Err(format!(
+                "model.repository.path {} is not a git checkout (fixes are validated on git worktrees); set it, or automation = \"analysis\"",
+                repo.path.display()
+            ));
+        }
+        if self.max_attempts == 0 || self.concurrency == 0 || self.queue == 0 {
+            return Err(
+                "model.max_attempts, model.concurrency and model.queue must be at least 1".into(),
+            );
+        }
+        if repo.perf_factor.is_nan() || repo.perf_factor < 1.0 {
+            return Err("model.repository.perf_factor must be at least 1.0".into());
+        }
+        match self.backend {
+            BackendKind::Command if self.command.program.is_empty() => {
+                Err("model.backend = \"command\" needs model.command.program".into())
+            }
+            BackendKind::Openai if self.openai.model.is_empty() => {
+                Err("model.backend = \"openai\" needs model.openai.model".into())
+            }
+            BackendKind::Openai
+                if !self.openai.base_url.starts_with("http://")
+                    && !self.openai.base_url.starts_with("https://") =>
+            {
+                Err(format!(
+                    "model.openai.base_url {:?} must start with http:// or https://",
+                    self.openai.base_url
+                ))
+            }
+            _ => Ok(()),
         }
     }
 }

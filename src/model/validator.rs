@@ -111,17 +111,31 @@ impl Worktree {
             .output()
             .map_err(|e| ValidateError::Worktree(e.to_string()))?;
         if !out.status.success() {
-            return Err(ValidateError::Worktree(String::from_utf8_lossy(&out.stderr).trim().to_string()));
+            return Err(ValidateError::Worktree(
+                String::from_utf8_lossy(&out.stderr).trim().to_string(),
+            ));
         }
-        Ok(Worktree { repo: repo.to_path_buf(), dir })
+        Ok(Worktree {
+            repo: repo.to_path_buf(),
+            dir,
+        })
     }
 }
 
 impl Drop for Worktree {
     fn drop(&mut self) {
-        let _ = Command::new("git").arg("-C").arg(&self.repo).args(["worktree", "remove", "--force"]).arg(&self.dir).output();
+        let _ = Command::new("git")
+            .arg("-C")
+            .arg(&self.repo)
+            .args(["worktree", "remove", "--force"])
+            .arg(&self.dir)
+            .output();
         let _ = std::fs::remove_dir_all(&self.dir);
-        let _ = Command::new("git").arg("-C").arg(&self.repo).args(["worktree", "prune"]).output();
+        let _ = Command::new("git")
+            .arg("-C")
+            .arg(&self.repo)
+            .args(["worktree", "prune"])
+            .output();
     }
 }
 
@@ -131,31 +145,60 @@ struct Steps {
 }
 
 impl Steps {
-    fn record(&mut self, name: &str, ok: bool, seconds: f64, detail: String, why: impl FnOnce() -> String) -> bool {
+    fn record(
+        &mut self,
+        name: &str,
+        ok: bool,
+        seconds: f64,
+        detail: String,
+        why: impl FnOnce() -> String,
+    ) -> bool {
         if !ok && self.feedback.is_empty() {
             self.feedback = why();
         }
-        self.steps.push(Step { name: name.into(), ok, seconds, detail });
+        self.steps.push(Step {
+            name: name.into(),
+            ok,
+            seconds,
+            detail,
+        });
         ok
     }
 
     fn edit(&mut self, name: &str, dir: &Path, edits: &[edits::Edit]) -> bool {
-        let result = edits::apply(dir, edits).and_then(|p| edits::check(dir, &p.diff).and_then(|()| edits::apply_to(dir, &p.diff)));
-        let detail = result.as_ref().err().map(ToString::to_string).unwrap_or_default();
+        let result = edits::apply(dir, edits)
+            .and_then(|p| edits::check(dir, &p.diff).and_then(|()| edits::apply_to(dir, &p.diff)));
+        let detail = result
+            .as_ref()
+            .err()
+            .map(ToString::to_string)
+            .unwrap_or_default();
         let why = || format!("{name} failed: {detail}");
         self.record(name, result.is_ok(), 0.0, detail.clone(), why)
     }
 
-    fn run(&mut self, name: &str, dir: &Path, command: &str, limits: &Limits, expect_ok: bool) -> Result<(bool, Run), ValidateError> {
+    fn run(
+        &mut self,
+        name: &str,
+        dir: &Path,
+        command: &str,
+        limits: &Limits,
+        expect_ok: bool,
+    ) -> Result<(bool, Run), ValidateError> {
         let run = sandbox::run(dir, command, limits, &[])?;
         let ok = run.ok() == expect_ok;
         let detail = tail(&format!("{}\n{}", run.stdout, run.stderr), 20);
         let exit = run.exit.clone();
         let why = || {
             if expect_ok {
-                format!("{name} failed (`{command}`, {exit:?}):\n{}", tail(&detail, 12))
+                format!(
+                    "{name} failed (`{command}`, {exit:?}):\n{}",
+                    tail(&detail, 12)
+                )
             } else {
-                format!("{name}: `{command}` passed before the fix, so the test does not reproduce the fault")
+                format!(
+                    "{name}: `{command}` passed before the fix, so the test does not reproduce the fault"
+                )
             }
         };
         let seconds = run.seconds;
@@ -164,48 +207,131 @@ impl Steps {
 }
 
 /// Validates `fix` with `test` on a new worktree of `project` named `name`.
-pub fn validate(project: &Project, limits: &Limits, name: &str, test: &TestProposal, fix: &FixProposal) -> Result<Validation, ValidateError> {
-    let repo = project.path.canonicalize().map_err(|e| ValidateError::Worktree(format!("{}: {e}", project.path.display())))?;
-    let parent = project.work_dir.clone().unwrap_or_else(|| repo.join(".git").join("hephaestus-worktrees"));
+pub fn validate(
+    project: &Project,
+    limits: &Limits,
+    name: &str,
+    test: &TestProposal,
+    fix: &FixProposal,
+) -> Result<Validation, ValidateError> {
+    let repo = project
+        .path
+        .canonicalize()
+        .map_err(|e| ValidateError::Worktree(format!("{}: {e}", project.path.display())))?;
+    let parent = project
+        .work_dir
+        .clone()
+        .unwrap_or_else(|| repo.join(".git").join("hephaestus-worktrees"));
     let wt = Worktree::new(&repo, &parent, name)?;
     let dir = wt.dir.as_path();
-    let mut s = Steps { steps: Vec::new(), feedback: String::new() };
+    let mut s = Steps {
+        steps: Vec::new(),
+        feedback: String::new(),
+    };
     let build = project.build(dir);
     let passed = 'steps: {
         // The fix must apply to the code as it is.
         let check = edits::apply(dir, &fix.edits).and_then(|p| edits::check(dir, &p.diff));
-        let detail = check.as_ref().err().map(ToString::to_string).unwrap_or_default();
-        if !s.record("patch applies", check.is_ok(), 0.0, detail.clone(), || format!("the fix does not apply: {detail}")) {
+        let detail = check
+            .as_ref()
+            .err()
+            .map(ToString::to_string)
+            .unwrap_or_default();
+        if !s.record("patch applies", check.is_ok(), 0.0, detail.clone(), || {
+            format!("the fix does not apply: {detail}")
+        }) {
             break 'steps false;
         }
-        if !s.edit("add the reproducing test", dir, &test.edits) || !s.run("build with the test", dir, &build, limits, true)?.0 {
+        if !s.edit("add the reproducing test", dir, &test.edits)
+            || !s.run("build with the test", dir, &build, limits, true)?.0
+        {
             break 'steps false;
         }
-        if !s.run("test fails before the fix", dir, &test.command, limits, false)?.0 {
+        if !s
+            .run(
+                "test fails before the fix",
+                dir,
+                &test.command,
+                limits,
+                false,
+            )?
+            .0
+        {
             break 'steps false;
         }
-        let perf_before = if project.perf_command.is_empty() { None } else { Some(s.run("performance before", dir, &project.perf_command, limits, true)?.1.seconds) };
-        if !s.edit("apply the fix", dir, &fix.edits) || !s.run("build with the fix", dir, &build, limits, true)?.0 {
+        let perf_before = if project.perf_command.is_empty() {
+            None
+        } else {
+            Some(
+                s.run(
+                    "performance before",
+                    dir,
+                    &project.perf_command,
+                    limits,
+                    true,
+                )?
+                .1
+                .seconds,
+            )
+        };
+        if !s.edit("apply the fix", dir, &fix.edits)
+            || !s.run("build with the fix", dir, &build, limits, true)?.0
+        {
             break 'steps false;
         }
-        if !s.run("test passes after the fix", dir, &test.command, limits, true)?.0 {
+        if !s
+            .run(
+                "test passes after the fix",
+                dir,
+                &test.command,
+                limits,
+                true,
+            )?
+            .0
+        {
             break 'steps false;
         }
-        for (name, command) in [("unit tests", &project.test_command), ("integration tests", &project.integration_command)] {
+        for (name, command) in [
+            ("unit tests", &project.test_command),
+            ("integration tests", &project.integration_command),
+        ] {
             if !command.is_empty() && !s.run(name, dir, command, limits, true)?.0 {
                 break 'steps false;
             }
         }
         if let Some(before) = perf_before {
-            let (ok, run) = s.run("performance after", dir, &project.perf_command, limits, true)?;
+            let (ok, run) = s.run(
+                "performance after",
+                dir,
+                &project.perf_command,
+                limits,
+                true,
+            )?;
             let within = run.seconds <= before * project.perf_factor + 0.05;
             let detail = format!("{:.2} s after vs {:.2} s before", run.seconds, before);
-            let why = || format!("performance regressed beyond {}x: {detail}", project.perf_factor);
-            if !ok || !s.record("performance within budget", within, 0.0, detail.clone(), why) {
+            let why = || {
+                format!(
+                    "performance regressed beyond {}x: {detail}",
+                    project.perf_factor
+                )
+            };
+            if !ok
+                || !s.record(
+                    "performance within budget",
+                    within,
+                    0.0,
+                    detail.clone(),
+                    why,
+                )
+            {
                 break 'steps false;
             }
         }
         true
     };
-    Ok(Validation { passed, steps: s.steps, feedback: if passed { String::new() } else { s.feedback } })
+    Ok(Validation {
+        passed,
+        steps: s.steps,
+        feedback: if passed { String::new() } else { s.feedback },
+    })
 }

@@ -120,7 +120,7 @@ fn go_head(s: &str) -> bool {
 }
 
 fn rust_head(s: &str) -> bool {
-    s.starts_with("thread '") && s.contains("' panicked at ")
+    s.starts_with("thread '") && s.contains(" panicked at ")
 }
 
 /// `main.main()`, `net/http.(*conn).serve(0xc000…)`, `main.worker(...)`.
@@ -389,6 +389,9 @@ mod tests {
         assert_eq!(join(go, true).len(), 2);
         let rust = "thread 'main' panicked at src/main.rs:4:5:\ncalled `Option::unwrap()` on a `None` value\nstack backtrace:\n   0: rust_begin_unwind\n             at /rustc/x/library/std/src/panicking.rs:647:5\n   1: app::run\nnote: Some details are omitted\nnext";
         assert_eq!(join(rust, true).len(), 2);
+        // Rust ≥ 1.91 names the thread id too.
+        let rust = rust.replace("'main' panicked", "'main' (14316) panicked");
+        assert_eq!(join(&rust, true).len(), 2);
         let node = "TypeError: Cannot read properties of undefined (reading 'id')\n    at handler (/app/src/h.js:10:15)\n    at process.processTicksAndRejections (node:internal/process/task_queues:95:5)\nnext";
         assert_eq!(join(node, true).len(), 2);
     }

@@ -51,6 +51,9 @@ pub struct Spec {
     pub metrics: MetricsConfig,
     /// The Kafka cluster, for `topic` sources and Kafka outputs.
     pub kafka: Option<crate::kafka::KafkaConfig>,
+    /// The model-worker stage: incidents in, validated fixes out.
+    #[serde(default)]
+    pub model: crate::model::ModelConfig,
 }
 
 /// `[job]`: parallelism and pacing.

@@ -110,6 +110,8 @@ pub struct Plan {
     /// Epochs between checkpoints.
     pub checkpoint_epochs: u64,
     pub exit_when_idle: Option<std::time::Duration>,
+    /// The model-worker stage (`[model]`, paths resolved); runs in process 0 when enabled.
+    pub model: crate::model::ModelConfig,
 }
 
 /// Source ids of Kafka partitions start here (file inputs are numbered from 0).
@@ -256,6 +258,8 @@ impl Plan {
             return Err(err("job.checkpoint must be at least one tick".into()));
         }
         spec.incident.validate().map_err(&err)?;
+        let mut model = spec.model.clone();
+        model.plan(resolve).map_err(&err)?;
 
         let incidents = match &ov.output {
             Some(path) => Sink::File(path.clone()),
@@ -308,6 +312,7 @@ impl Plan {
             state_dir,
             checkpoint_epochs: (spec.job.checkpoint.0 / spec.job.tick.0.max(1)).max(1) as u64,
             exit_when_idle: ov.exit_when_idle,
+            model,
         })
     }
 

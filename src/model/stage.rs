@@ -1,0 +1,327 @@
+//! The model-worker stage as it runs beside the dataflow: a tokio runtime on its own thread.
+//!
+//! In: incidents from the `Handoff` (the dataflow's incident sink on worker 0, or the incidents
+//! topic with `hephaestus worker`). Out: fix-attempt records (JSON lines), a Markdown report per
+//! worked incident, metrics, and a `StageSummary` when it finishes. Each incident passes
+//! admission; started ones run through the composer, at most `concurrency` at once. State: the
+//! admission book, the running tasks, the tallies.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use serde::Serialize;
+use tokio::sync::Semaphore;
+
+use super::admission::{Admission, Candidate, Decision, Gate, Level};
+use super::composer::{Composer, Outcome, Worked};
+use super::protocol::Backend;
+use super::queue::Handoff;
+use super::{BackendKind, ModelConfig, builtin, command, fault};
+use crate::record::{Incident, State};
+
+/// What the stage did, for the job summary and tests.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct StageSummary {
+    pub offered: u64,
+    pub started: u64,
+    pub recurrences: u64,
+    pub skipped: u64,
+    pub validated: u64,
+    pub rejected: u64,
+    pub analysis_only: u64,
+    pub budget_exhausted: u64,
+    pub attempts: u64,
+    pub cost_usd: f64,
+    /// Records or reports that could not be written; the job fails with them.
+    pub errors: Vec<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StageError {
+    #[error("model stage: {0}")]
+    Config(String),
+    #[error("model stage: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Picks the configured backend.
+pub fn backend(config: &ModelConfig) -> Result<Arc<dyn Backend>, StageError> {
+    Ok(match config.backend {
+        BackendKind::Builtin => Arc::new(builtin::Builtin),
+        BackendKind::Command => {
+            if config.command.program.is_empty() {
+                return Err(StageError::Config(
+                    "backend = \"command\" needs [model.command] program".into(),
+                ));
+            }
+            Arc::new(command::CommandBackend {
+                config: config.command.clone(),
+                dir: config.repository.path.clone(),
+            })
+        }
+        BackendKind::Openai => Arc::new(
+            super::openai::OpenAi::new(&config.openai)
+                .map_err(|e| StageError::Config(e.to_string()))?,
+        ),
+    })
+}
+
+/// Where attempt records and reports go.
+struct Output {
+    attempts: Mutex<Option<Box<dyn Write + Send>>>,
+    reports: Option<PathBuf>,
+}
+
+impl Output {
+    fn open(config: &ModelConfig) -> Result<Output, StageError> {
+        let attempts: Option<Box<dyn Write + Send>> = match config.attempts.as_str() {
+            "none" | "" => None,
+            "stdout" => Some(Box::new(std::io::stdout())),
+            path => {
+                let path = Path::new(path);
+                if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                    std::fs::create_dir_all(dir)?;
+                }
+                Some(Box::new(
+                    std::fs::OpenOptions::new()
+                        .create(true)
+                        .append(true)
+                        .open(path)?,
+                ))
+            }
+        };
+        if let Some(dir) = &config.reports_dir {
+            std::fs::create_dir_all(dir)?;
+        }
+        Ok(Output {
+            attempts: Mutex::new(attempts),
+            reports: config.reports_dir.clone(),
+        })
+    }
+
+    fn write(&self, fingerprint: &str, worked: &Worked) -> Result<(), String> {
+        let mut buf = Vec::new();
+        for a in &worked.attempts {
+            serde_json::to_writer(&mut buf, a).map_err(|e| e.to_string())?;
+            buf.push(b'\n');
+        }
+        if let Ok(mut out) = self.attempts.lock()
+            && let Some(w) = out.as_mut()
+        {
+            w.write_all(&buf)
+                .and_then(|()| w.flush())
+                .map_err(|e| format!("writing fix attempts: {e}"))?;
+        }
+        if let Some(dir) = &self.reports {
+            let path = dir.join(format!("{fingerprint}.md"));
+            std::fs::write(&path, &worked.report)
+                .map_err(|e| format!("writing {}: {e}", path.display()))?;
+        }
+        Ok(())
+    }
+}
+
+fn outcome_name(o: Outcome) -> &'static str {
+    match o {
+        Outcome::Validated => "validated",
+        Outcome::Rejected => "rejected",
+        Outcome::AnalysisOnly => "analysis_only",
+        Outcome::BudgetExhausted => "budget_exhausted",
+    }
+}
+
+struct Shared {
+    config: ModelConfig,
+    gate: Gate,
+    backend: Arc<dyn Backend>,
+    output: Output,
+    admission: Mutex<Admission>,
+    summary: Mutex<StageSummary>,
+}
+
+impl Shared {
+    fn tally(&self, f: impl FnOnce(&mut StageSummary)) {
+        if let Ok(mut s) = self.summary.lock() {
+            f(&mut s);
+        }
+    }
+
+    async fn work(&self, incident: Incident, level: Level) {
+        let composer = Composer {
+            backend: self.backend.as_ref(),
+            project: &self.config.repository,
+            limits: &self.config.sandbox,
+            budget: &self.config.budget,
+            max_attempts: self.config.max_attempts,
+        };
+        let worked = composer.run(&incident, level).await;
+        for a in &worked.attempts {
+            crate::metrics::fix_attempt(outcome_name(a.outcome));
+        }
+        let written = self.output.write(&incident.fingerprint, &worked);
+        let now = crate::time::now_ms();
+        if let Ok(mut adm) = self.admission.lock() {
+            adm.spend(worked.usage.cost_usd, now);
+            adm.finish(
+                &self.gate,
+                &incident.fingerprint,
+                worked.outcome != Outcome::Rejected,
+                now,
+            );
+        }
+        self.tally(|s| {
+            s.attempts += worked.attempts.len() as u64;
+            s.cost_usd += worked.usage.cost_usd;
+            match worked.outcome {
+                Outcome::Validated => s.validated += 1,
+                Outcome::Rejected => s.rejected += 1,
+                Outcome::AnalysisOnly => s.analysis_only += 1,
+                Outcome::BudgetExhausted => s.budget_exhausted += 1,
+            }
+            let finished = s.validated + s.rejected + s.analysis_only + s.budget_exhausted;
+            crate::metrics::fix_success_ratio(s.validated, finished, s.cost_usd);
+            if let Err(e) = written {
+                s.errors.push(e);
+            }
+        });
+        eprintln!(
+            "hephaestus: model: incident {} ({}): {} after {} attempt(s), ${:.4}",
+            incident.fingerprint,
+            incident.title,
+            outcome_name(worked.outcome),
+            worked.attempts.len(),
+            worked.usage.cost_usd
+        );
+    }
+}
+
+/// Whether a frame of the incident's trace is a file of the repository.
+fn in_repository(incident: &Incident, repo: &Path) -> bool {
+    fault::Fault::of(incident).is_some_and(|f| {
+        f.frames
+            .iter()
+            .any(|fr| fault::locate(repo, &fr.path).is_some())
+    })
+}
+
+async fn serve(shared: Arc<Shared>, handoff: Handoff) {
+    let permits = Arc::new(Semaphore::new(shared.config.concurrency.max(1)));
+    let mut tasks = tokio::task::JoinSet::new();
+    while let Some(incident) = handoff.take().await {
+        while tasks.try_join_next().is_some() {}
+        shared.tally(|s| s.offered += 1);
+        if matches!(incident.state, State::Resolved | State::Merged) {
+            continue;
+        }
+        let candidate = Candidate {
+            fingerprint: &incident.fingerprint,
+            events: incident.count,
+            in_repository: in_repository(&incident, &shared.config.repository.path),
+        };
+        let decision = match shared.admission.lock() {
+            Ok(mut a) => a.decide(&shared.gate, &candidate, crate::time::now_ms()),
+            Err(_) => Decision::Skip("admission unavailable".into()),
+        };
+        match decision {
+            Decision::Start(level) => {
+                crate::metrics::model_admission(match level {
+                    Level::Analysis => "start_analysis",
+                    Level::Patch => "start_patch",
+                    Level::Deploy => "start_deploy",
+                });
+                shared.tally(|s| s.started += 1);
+                // Waiting here lets the handoff merge updates while every slot is busy.
+                let Ok(permit) = permits.clone().acquire_owned().await else {
+                    break;
+                };
+                let shared = shared.clone();
+                tasks.spawn(async move {
+                    shared.work(incident, level).await;
+                    drop(permit);
+                });
+            }
+            Decision::Recurrence => {
+                crate::metrics::model_admission("recurrence");
+                shared.tally(|s| s.recurrences += 1);
+            }
+            Decision::Skip(_) => {
+                crate::metrics::model_admission("skip");
+                shared.tally(|s| s.skipped += 1);
+            }
+        }
+    }
+    while let Some(done) = tasks.join_next().await {
+        if let Err(e) = done {
+            shared.tally(|s| s.errors.push(format!("model task failed: {e}")));
+        }
+    }
+}
+
+/// The running stage.
+pub struct Stage {
+    handoff: Handoff,
+    thread: Option<std::thread::JoinHandle<StageSummary>>,
+}
+
+impl Stage {
+    pub fn start(config: ModelConfig) -> Result<Stage, StageError> {
+        let backend = backend(&config)?;
+        let output = Output::open(&config)?;
+        let gate = Gate {
+            max_level: config.automation,
+            min_events: config.min_events,
+            has_tests: !config.repository.test_command.is_empty(),
+            negative_ttl_ms: config.negative_ttl.0,
+            usd_per_day: config.budget.usd_per_day,
+        };
+        let handoff = Handoff::new(config.queue);
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("hephaestus-model")
+            .enable_all()
+            .build()?;
+        let shared = Arc::new(Shared {
+            config,
+            gate,
+            backend,
+            output,
+            admission: Mutex::default(),
+            summary: Mutex::default(),
+        });
+        let queue = handoff.clone();
+        let thread = std::thread::Builder::new()
+            .name("hephaestus-model".into())
+            .spawn(move || {
+                runtime.block_on(serve(shared.clone(), queue));
+                shared.summary.lock().map(|s| s.clone()).unwrap_or_default()
+            })?;
+        Ok(Stage {
+            handoff,
+            thread: Some(thread),
+        })
+    }
+
+    /// Where the dataflow hands incidents over.
+    pub fn handoff(&self) -> Handoff {
+        self.handoff.clone()
+    }
+
+    /// No more incidents: waits until every waiting and running one is worked on.
+    pub fn finish(mut self) -> StageSummary {
+        self.handoff.close();
+        let thread = self.thread.take();
+        thread
+            .and_then(|t| t.join().ok())
+            .unwrap_or_else(|| StageSummary {
+                errors: vec!["the model stage's thread panicked".into()],
+                ..StageSummary::default()
+            })
+    }
+}
+
+impl Drop for Stage {
+    fn drop(&mut self) {
+        self.handoff.close();
+    }
+}

@@ -1,0 +1,288 @@
+//! The `openai` backend against a local server that speaks the chat-completions protocol (the
+//! one test double in the suite: a hosted model cannot run offline). Each test scripts the
+//! server's replies and counts the requests it got.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use hephaestus::model::openai::{OpenAi, OpenAiConfig};
+use hephaestus::model::protocol::{Answer, Backend, BackendError, Request, Role};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// One scripted reply: status, extra headers, body.
+type Reply = (u16, Vec<(&'static str, String)>, String);
+
+#[derive(Clone, Default)]
+struct Server {
+    replies: Arc<Mutex<Vec<Reply>>>,
+    /// Request bodies, in arrival order.
+    seen: Arc<Mutex<Vec<serde_json::Value>>>,
+}
+
+fn completion(content: &str, prompt: u64, completion: u64) -> Reply {
+    let body = serde_json::json!({
+        "id": "c1", "object": "chat.completion", "model": "m",
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": "stop"}],
+        "usage": {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
+    });
+    (200, vec![], body.to_string())
+}
+
+const FIX: &str = r#"{"edits": [{"path": "calc.py", "search": "return sum(values) / len(values)", "replace": "return sum(values) / len(values) if values else 0.0"}], "explanation": "guard"}"#;
+
+impl Server {
+    /// Serves on a loopback port; the last reply repeats once the script runs out.
+    async fn start(replies: Vec<Reply>) -> (Server, String) {
+        let server = Server {
+            replies: Arc::new(Mutex::new(replies)),
+            ..Server::default()
+        };
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let url = format!("http://{}/v1", listener.local_addr().expect("addr"));
+        let s = server.clone();
+        tokio::spawn(async move {
+            while let Ok((mut conn, _)) = listener.accept().await {
+                let s = s.clone();
+                tokio::spawn(async move {
+                    let Some(body) = read_request(&mut conn).await else {
+                        return;
+                    };
+                    s.seen
+                        .lock()
+                        .expect("seen")
+                        .push(serde_json::from_slice(&body).unwrap_or_default());
+                    let (status, headers, body) = {
+                        let mut r = s.replies.lock().expect("replies");
+                        if r.len() > 1 {
+                            r.remove(0)
+                        } else {
+                            r[0].clone()
+                        }
+                    };
+                    let mut head = format!(
+                        "HTTP/1.1 {status} X\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n",
+                        body.len()
+                    );
+                    for (k, v) in headers {
+                        head.push_str(&format!("{k}: {v}\r\n"));
+                    }
+                    let _ = conn.write_all(format!("{head}\r\n{body}").as_bytes()).await;
+                });
+            }
+        });
+        (server, url)
+    }
+
+    fn requests(&self) -> usize {
+        self.seen.lock().map(|s| s.len()).unwrap_or(0)
+    }
+}
+
+async fn read_request(conn: &mut tokio::net::TcpStream) -> Option<Vec<u8>> {
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 8192];
+    loop {
+        let n = conn.read(&mut chunk).await.ok()?;
+        if n == 0 {
+            return None;
+        }
+        buf.extend_from_slice(&chunk[..n]);
+        let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") else {
+            continue;
+        };
+        let head = String::from_utf8_lossy(&buf[..end]).to_lowercase();
+        let len: usize = head
+            .lines()
+            .find_map(|l| l.strip_prefix("content-length:"))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0);
+        if buf.len() >= end + 4 + len {
+            return Some(buf[end + 4..end + 4 + len].to_vec());
+        }
+    }
+}
+
+fn backend(url: &str, tweak: impl FnOnce(&mut OpenAiConfig)) -> OpenAi {
+    let mut c = OpenAiConfig {
+        base_url: url.into(),
+        model: "local-coder".into(),
+        api_key_env: "HEPHAESTUS_TEST_NO_KEY".into(),
+        usd_per_mtok_prompt: 2.0,
+        usd_per_mtok_completion: 8.0,
+        timeout: hephaestus::time::Duration(5_000),
+        backoff: hephaestus::time::Duration(10),
+        max_retries: 3,
+        ..OpenAiConfig::default()
+    };
+    tweak(&mut c);
+    OpenAi::new(&c).expect("backend")
+}
+
+fn request() -> Request {
+    let trace = "Traceback (most recent call last):\n  File \"/srv/calc.py\", line 2, in average\n    return sum(values) / len(values)\nZeroDivisionError: division by zero";
+    let incident = hephaestus::record::Incident {
+        fingerprint: "f1".into(),
+        exemplar_trace: Some(trace.into()),
+        ..Default::default()
+    };
+    let mut r = hephaestus::model::composer::request(&incident, &Default::default());
+    r.role = Role::CodeFixer;
+    r
+}
+
+#[tokio::test]
+async fn usage_is_priced() {
+    let (server, url) = Server::start(vec![completion(FIX, 1000, 500)]).await;
+    let r = backend(&url, |_| {})
+        .call(&request())
+        .await
+        .expect("answer");
+    assert!(
+        matches!(&r.answer, Answer::Fix(f) if f.edits.len() == 1),
+        "{r:?}"
+    );
+    assert_eq!(
+        (r.usage.prompt_tokens, r.usage.completion_tokens),
+        (1000, 500)
+    );
+    assert!(
+        (r.usage.cost_usd - 0.006).abs() < 1e-12,
+        "{}",
+        r.usage.cost_usd
+    );
+    let sent = &server.seen.lock().expect("seen")[0];
+    assert_eq!(sent["model"], "local-coder");
+    assert_eq!(sent["response_format"]["type"], "json_object");
+    assert!(
+        sent["messages"][0]["content"]
+            .as_str()
+            .is_some_and(|s| s.contains("code fixer"))
+    );
+}
+
+#[tokio::test]
+async fn rate_limits_wait_for_retry_after() {
+    let limited = (
+        429,
+        vec![("retry-after", "1".to_string())],
+        r#"{"error": {"type": "rate_limit_exceeded"}}"#.to_string(),
+    );
+    let (server, url) = Server::start(vec![limited, completion(FIX, 10, 10)]).await;
+    let started = Instant::now();
+    let r = backend(&url, |_| {}).call(&request()).await;
+    assert!(r.is_ok(), "{r:?}");
+    assert_eq!(server.requests(), 2);
+    // The backoff is 10 ms; only Retry-After explains waiting a second.
+    assert!(
+        started.elapsed() >= Duration::from_millis(950),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+#[tokio::test]
+async fn server_errors_are_retried_then_given_up() {
+    let (server, url) = Server::start(vec![(503, vec![], "busy".into())]).await;
+    let r = backend(&url, |c| c.max_retries = 2).call(&request()).await;
+    assert!(matches!(r, Err(BackendError::Unavailable(_))), "{r:?}");
+    assert_eq!(server.requests(), 3, "one try and two retries");
+}
+
+#[tokio::test]
+async fn quota_errors_are_not_retried() {
+    let quota = (429, vec![], r#"{"error": {"code": "insufficient_quota", "message": "You exceeded your current quota"}}"#.to_string());
+    let (server, url) = Server::start(vec![quota, completion(FIX, 1, 1)]).await;
+    let b = backend(&url, |_| {});
+    let r = b.call(&request()).await;
+    assert!(matches!(r, Err(BackendError::Quota(_))), "{r:?}");
+    assert_eq!(server.requests(), 1);
+    // And the circuit opens: the next call does not reach the server either.
+    assert!(b.call(&request()).await.is_err());
+    assert_eq!(server.requests(), 1);
+}
+
+#[tokio::test]
+async fn malformed_answers_are_re_asked_once() {
+    let (server, url) = Server::start(vec![
+        completion("Sure! Change line 2.", 5, 5),
+        completion(FIX, 7, 7),
+    ])
+    .await;
+    let r = backend(&url, |_| {})
+        .call(&request())
+        .await
+        .expect("second answer");
+    assert!(matches!(r.answer, Answer::Fix(_)));
+    assert_eq!(
+        (server.requests(), r.usage.prompt_tokens),
+        (2, 12),
+        "both calls are paid for"
+    );
+    let again = server.seen.lock().expect("seen")[1]["messages"].clone();
+    let last = again
+        .as_array()
+        .and_then(|m| m.last())
+        .and_then(|m| m["content"].as_str())
+        .unwrap_or_default();
+    assert!(
+        last.contains("not the JSON the code_fixer must answer"),
+        "{last}"
+    );
+
+    let (server, url) = Server::start(vec![completion("no", 1, 1)]).await;
+    let r = backend(&url, |_| {}).call(&request()).await;
+    assert!(matches!(r, Err(BackendError::Invalid(_))), "{r:?}");
+    assert_eq!(server.requests(), 2, "re-asked once, not more");
+}
+
+#[tokio::test]
+async fn repeated_failures_open_the_circuit() {
+    let (server, url) = Server::start(vec![(500, vec![], "boom".into())]).await;
+    let b = backend(&url, |c| {
+        c.max_retries = 0;
+        c.breaker_failures = 2;
+    });
+    for _ in 0..2 {
+        assert!(matches!(
+            b.call(&request()).await,
+            Err(BackendError::Unavailable(_))
+        ));
+    }
+    let r = b.call(&request()).await;
+    assert!(
+        matches!(&r, Err(BackendError::Unavailable(m)) if m.contains("circuit open")),
+        "{r:?}"
+    );
+    assert_eq!(server.requests(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failing_server_falls_back_to_builtin() {
+    let (server, url) = Server::start(vec![(500, vec![], "down".into())]).await;
+    let root = super::model::scratch("fallback");
+    let (repo, log) = super::model::python_project(&root);
+    let model = format!(
+        "backend = \"openai\"\n\n[model.openai]\nbase_url = \"{url}\"\nmodel = \"m\"\nmax_retries = 0\n\n\
+         [model.repository]\npath = {:?}\ntest_command = \"python3 -m unittest -q test_calc\"\n",
+        repo.display().to_string()
+    );
+    let (summary, attempts) =
+        tokio::task::spawn_blocking(move || super::model::run_job(&root, &log, &model))
+            .await
+            .expect("job");
+    let m = summary.model.expect("model summary");
+    assert_eq!(m.validated, 1, "{m:?}\n{attempts:#?}");
+    assert!(server.requests() >= 1);
+    let backends: Vec<&str> = attempts[0]["steps"]
+        .as_array()
+        .expect("steps")
+        .iter()
+        .filter_map(|s| s["backend"].as_str())
+        .collect();
+    assert!(
+        backends.windows(2).any(|w| w == ["openai", "builtin"]),
+        "{backends:?}"
+    );
+}
