@@ -1,4 +1,5 @@
-//! The command line: `hephaestus run SPEC …`, `check SPEC`, `templates FILE`, `replay FILE…`.
+//! The command line: `hephaestus run SPEC …`, `check SPEC`, `templates FILE`, `replay FILE…`,
+//! `worker SPEC`.
 //!
 //! In: arguments. Out: a `Command` whose run options become `spec::Overrides`. No state. The
 //! binary (`main.rs`) only dispatches; everything it calls is here or in `job`.
@@ -37,6 +38,38 @@ pub enum Command {
     /// line keyed by file, optionally at a fixed rate; creates the topic when it is missing.
     /// Prints a JSON report on stderr when every line has been delivered.
     Replay(ReplayArgs),
+    /// Run only the model-worker stage, on incidents from the spec's incidents topic (a job with
+    /// `kafka.produce.incidents = true` writes them): work on each as `[model]` says and write
+    /// fix-attempt records, reports and (with `kafka.produce.fixes`) the fixes topic. Ctrl-C
+    /// stops reading and finishes the incidents already taken.
+    Worker(WorkerArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct WorkerArgs {
+    /// The job spec (TOML) with `[kafka]` and `[model]` sections.
+    pub spec: PathBuf,
+    /// Stop once no incident has arrived for this many seconds and all work is done.
+    #[arg(long, value_name = "SECS")]
+    pub exit_when_idle: Option<f64>,
+    /// Do not serve Prometheus metrics, whatever the spec says.
+    #[arg(long)]
+    pub no_metrics: bool,
+}
+
+impl WorkerArgs {
+    pub fn options(&self) -> Result<crate::model::worker::WorkerOptions, String> {
+        let exit_when_idle = match self.exit_when_idle {
+            Some(s) if !(s.is_finite() && s >= 0.0) => {
+                return Err(format!("--exit-when-idle {s}: expected seconds, 0 or more"));
+            }
+            s => s.map(std::time::Duration::from_secs_f64),
+        };
+        Ok(crate::model::worker::WorkerOptions {
+            exit_when_idle,
+            no_metrics: self.no_metrics,
+        })
+    }
 }
 
 #[derive(Debug, Args)]

@@ -108,7 +108,11 @@ pub fn run(plan: Plan, shutdown: Shutdown) -> Result<Summary, JobError> {
     let config = plan.timely_config();
     let process = plan.cluster.process;
     let stage = if plan.model.enabled && process == 0 {
-        Some(crate::model::stage::Stage::start(plan.model.clone())?)
+        let fixes = crate::model::stage::fixes_topic(plan.kafka.as_ref())?;
+        Some(crate::model::stage::Stage::start(
+            plan.model.clone(),
+            fixes,
+        )?)
     } else {
         None
     };

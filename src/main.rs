@@ -59,6 +59,18 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             eprintln!("hephaestus: replay {}", serde_json::to_string(&report)?);
             Ok(ExitCode::SUCCESS)
         }
+        Command::Worker(args) => {
+            let options = args.options().map_err(anyhow::Error::msg)?;
+            let shutdown = Shutdown::default();
+            on_interrupt(shutdown.clone());
+            let summary = hephaestus::model::worker::run(&args.spec, &options, &shutdown)
+                .context("worker failed")?;
+            eprintln!(
+                "hephaestus: worker summary {}",
+                serde_json::to_string(&summary)?
+            );
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Run(args) => {
             let overrides = args.overrides().map_err(anyhow::Error::msg)?;
             let plan = Plan::load(&args.spec, overrides)?;

@@ -93,6 +93,8 @@ pub struct Produce {
     pub structured: bool,
     /// Every error event (`ErrorEvent` as JSON).
     pub errors: bool,
+    /// Every fix-attempt record of the model stage, keyed by fingerprint.
+    pub fixes: bool,
 }
 
 /// librdkafka's own log lines (warnings and worse, or everything asked for with the `debug`

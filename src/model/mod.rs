@@ -13,12 +13,14 @@ pub mod command;
 pub mod composer;
 pub mod edits;
 pub mod fault;
+pub mod fixes;
 pub mod openai;
 pub mod protocol;
 pub mod queue;
 pub mod sandbox;
 pub mod stage;
 pub mod validator;
+pub mod worker;
 
 use std::path::PathBuf;
 

@@ -7,7 +7,8 @@
 //! waiting one (the latest update carries the cumulative count) instead of queueing twice;
 //! below it, updates of a waiting fingerprint are merged the same way. A fingerprint that is
 //! not waiting is always queued (bounded by the incident store's cap), and the overflow beyond
-//! `capacity` is counted. State: the waiting incidents by fingerprint and their order.
+//! `capacity` is counted. State: the waiting incidents by fingerprint and their order, and how
+//! many taken ones are not yet done (`idle` is false until they are).
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -21,6 +22,8 @@ struct Waiting {
     order: VecDeque<String>,
     by_fingerprint: HashMap<String, Incident>,
     closed: bool,
+    /// Taken and not yet `done`.
+    in_hand: usize,
 }
 
 /// What the queue did with the offered updates (for metrics and tests).
@@ -90,6 +93,7 @@ impl Handoff {
         };
         while let Some(fp) = w.order.pop_front() {
             if let Some(i) = w.by_fingerprint.remove(&fp) {
+                w.in_hand += 1;
                 return Ok(Some(i));
             }
         }
@@ -111,6 +115,20 @@ impl Handoff {
                 Err(_) => notified.await,
             }
         }
+    }
+
+    /// The taker is done with one taken incident.
+    pub fn done(&self) {
+        if let Ok(mut w) = self.waiting.lock() {
+            w.in_hand = w.in_hand.saturating_sub(1);
+        }
+    }
+
+    /// Nothing waiting and every taken incident done with.
+    pub fn idle(&self) -> bool {
+        self.waiting
+            .lock()
+            .is_ok_and(|w| w.order.is_empty() && w.in_hand == 0)
     }
 
     /// Incidents waiting.

@@ -15,6 +15,7 @@ use tokio::sync::Semaphore;
 
 use super::admission::{Admission, Candidate, Decision, Gate, Level};
 use super::composer::{Composer, Outcome, Worked};
+use super::fixes::FixesTopic;
 use super::protocol::Backend;
 use super::queue::Handoff;
 use super::{BackendKind, ModelConfig, builtin, command, fault};
@@ -67,14 +68,25 @@ pub fn backend(config: &ModelConfig) -> Result<Arc<dyn Backend>, StageError> {
     })
 }
 
+/// The fixes topic, when `kafka.produce.fixes` asks for it.
+pub fn fixes_topic(
+    kafka: Option<&crate::kafka::KafkaConfig>,
+) -> Result<Option<FixesTopic>, StageError> {
+    match kafka.filter(|k| k.produce.fixes) {
+        Some(k) => FixesTopic::new(k).map(Some).map_err(StageError::Config),
+        None => Ok(None),
+    }
+}
+
 /// Where attempt records and reports go.
 struct Output {
     attempts: Mutex<Option<Box<dyn Write + Send>>>,
     reports: Option<PathBuf>,
+    topic: Option<FixesTopic>,
 }
 
 impl Output {
-    fn open(config: &ModelConfig) -> Result<Output, StageError> {
+    fn open(config: &ModelConfig, topic: Option<FixesTopic>) -> Result<Output, StageError> {
         let attempts: Option<Box<dyn Write + Send>> = match config.attempts.as_str() {
             "none" | "" => None,
             "stdout" => Some(Box::new(std::io::stdout())),
@@ -97,6 +109,7 @@ impl Output {
         Ok(Output {
             attempts: Mutex::new(attempts),
             reports: config.reports_dir.clone(),
+            topic,
         })
     }
 
@@ -159,7 +172,10 @@ impl Shared {
         for a in &worked.attempts {
             crate::metrics::fix_attempt(outcome_name(a.outcome));
         }
-        let written = self.output.write(&incident.fingerprint, &worked);
+        let mut written = self.output.write(&incident.fingerprint, &worked);
+        if let (Ok(()), Some(topic)) = (&written, &self.output.topic) {
+            written = topic.publish(&worked.attempts).await;
+        }
         let now = crate::time::now_ms();
         if let Ok(mut adm) = self.admission.lock() {
             adm.spend(worked.usage.cost_usd, now);
@@ -210,6 +226,7 @@ async fn serve(shared: Arc<Shared>, handoff: Handoff) {
     let mut tasks = tokio::task::JoinSet::new();
     while let Some(incident) = handoff.take().await {
         while tasks.try_join_next().is_some() {}
+        let done = Done(handoff.clone());
         shared.tally(|s| s.offered += 1);
         if matches!(incident.state, State::Resolved | State::Merged) {
             continue;
@@ -238,7 +255,7 @@ async fn serve(shared: Arc<Shared>, handoff: Handoff) {
                 let shared = shared.clone();
                 tasks.spawn(async move {
                     shared.work(incident, level).await;
-                    drop(permit);
+                    drop((permit, done));
                 });
             }
             Decision::Recurrence => {
@@ -258,6 +275,15 @@ async fn serve(shared: Arc<Shared>, handoff: Handoff) {
     }
 }
 
+/// Tells the handoff an incident is done with when dropped, whichever way its handling ends.
+struct Done(Handoff);
+
+impl Drop for Done {
+    fn drop(&mut self) {
+        self.0.done();
+    }
+}
+
 /// The running stage.
 pub struct Stage {
     handoff: Handoff,
@@ -265,9 +291,10 @@ pub struct Stage {
 }
 
 impl Stage {
-    pub fn start(config: ModelConfig) -> Result<Stage, StageError> {
+    /// Starts the stage; `fixes` also sends every attempt record to the fixes topic.
+    pub fn start(config: ModelConfig, fixes: Option<FixesTopic>) -> Result<Stage, StageError> {
         let backend = backend(&config)?;
-        let output = Output::open(&config)?;
+        let output = Output::open(&config, fixes)?;
         let gate = Gate {
             max_level: config.automation,
             min_events: config.min_events,
@@ -300,6 +327,11 @@ impl Stage {
             handoff,
             thread: Some(thread),
         })
+    }
+
+    /// Nothing waiting and nothing being worked on.
+    pub fn idle(&self) -> bool {
+        self.handoff.idle()
     }
 
     /// Where the dataflow hands incidents over.

@@ -260,6 +260,11 @@ impl Plan {
         spec.incident.validate().map_err(&err)?;
         let mut model = spec.model.clone();
         model.plan(resolve).map_err(&err)?;
+        if spec.kafka.as_ref().is_some_and(|k| k.produce.fixes) && !model.enabled {
+            return Err(err(
+                "kafka.produce.fixes needs the model stage: [model] enabled = true".into(),
+            ));
+        }
 
         let incidents = match &ov.output {
             Some(path) => Sink::File(path.clone()),

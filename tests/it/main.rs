@@ -15,6 +15,7 @@ mod kafka_faults;
 mod live;
 mod loghub;
 mod model;
+mod model_kafka;
 mod model_loop;
 mod monitoring;
 mod openai;
