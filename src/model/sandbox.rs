@@ -1,7 +1,7 @@
 //! Running an untrusted command (a build, a test suite) on a worktree, contained.
 //!
-//! In: a directory (the only writable place besides a private, discarded `/tmp`: keep
-//! worktrees out of `/tmp`, or their parent is scratch space too), a shell command, limits. Out: how it ended (exit
+//! In: a directory (the only writable place besides a private, discarded `/tmp`), a shell
+//! command, limits. Out: how it ended (exit
 //! code, signal, timed out), its output capped at a size, and how long it took. Inside:
 //! bubblewrap gives a read-only view of the host, a private `/tmp`, no network and its own PID
 //! namespace (its processes die with it); `prlimit` caps address space (memory) and CPU time;
@@ -159,6 +159,13 @@ fn capped(
     })
 }
 
+/// `/tmp/<first>` when `dir` is below `/tmp` (the part of the host's /tmp that must stay visible).
+fn tmp_ancestor(dir: &str) -> Option<String> {
+    let rest = dir.strip_prefix("/tmp/")?;
+    let first = rest.split('/').next().filter(|f| !f.is_empty())?;
+    Some(format!("/tmp/{first}"))
+}
+
 /// Runs `command` (with `sh -c`) in `dir` under the limits; `env` is added to a small clean
 /// environment (PATH, HOME=/tmp, the Rust toolchain's homes, CARGO_NET_OFFLINE).
 pub fn run(
@@ -186,6 +193,9 @@ pub fn run(
         .arg("--")
         .arg(bwrap)
         .args(["--ro-bind", "/", "/", "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp"])
+        // A directory under /tmp: its top-level ancestor comes back read-only over the private
+        // /tmp, so that writes next to the worktree fail there too.
+        .args(tmp_ancestor(&d).map(|a| ["--ro-bind".to_string(), a.clone(), a]).into_iter().flatten())
         .args(["--bind", &d, &d, "--chdir", &d])
         .args(["--unshare-all", "--die-with-parent", "--new-session", "--clearenv"])
         .args(["--setenv", "PATH", &std::env::var("PATH").unwrap_or_default()])

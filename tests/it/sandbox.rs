@@ -75,26 +75,32 @@ fn a_network_connect_fails() {
 
 #[test]
 fn writes_land_in_the_worktree_and_nowhere_else() {
-    // Worktrees live outside /tmp (inside the sandbox /tmp is private scratch space).
-    let outer = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).expect("tempdir");
-    let dir = outer.path().join("worktree");
-    std::fs::create_dir(&dir).expect("mkdir");
-    let r = run(
-        &dir,
-        "echo hi > inside.txt && echo hi > ../escape.txt",
-        &limits(),
-        &[],
-    )
-    .expect("run");
-    assert!(!r.ok());
-    assert!(r.stderr.contains("Read-only file system"), "{}", r.stderr);
-    assert_eq!(
-        std::fs::read_to_string(dir.join("inside.txt")).expect("inside"),
-        "hi\n"
-    );
-    assert!(!outer.path().join("escape.txt").exists());
-    let home = run(&dir, "touch /root/escape /etc/escape", &limits(), &[]).expect("run");
-    assert!(!home.ok());
+    // Worktrees usually live outside /tmp (inside the sandbox /tmp is private scratch space); one
+    // under /tmp (a checkout in /tmp) must be as contained.
+    let outers = [
+        tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).expect("tempdir"),
+        tempfile::tempdir().expect("tempdir in /tmp"),
+    ];
+    for outer in &outers {
+        let dir = outer.path().join("worktree");
+        std::fs::create_dir(&dir).expect("mkdir");
+        let r = run(
+            &dir,
+            "echo hi > inside.txt && echo hi > ../escape.txt",
+            &limits(),
+            &[],
+        )
+        .expect("run");
+        assert!(!r.ok(), "{}: {r:?}", dir.display());
+        assert!(r.stderr.contains("Read-only file system"), "{}", r.stderr);
+        assert_eq!(
+            std::fs::read_to_string(dir.join("inside.txt")).expect("inside"),
+            "hi\n"
+        );
+        assert!(!outer.path().join("escape.txt").exists());
+        let home = run(&dir, "touch /root/escape /etc/escape", &limits(), &[]).expect("run");
+        assert!(!home.ok());
+    }
 }
 
 #[test]
