@@ -192,6 +192,28 @@ impl Miner {
         Some(slot)
     }
 
+    /// The memo, read-only: lets other threads look lines up while the miner rests (the
+    /// `templates` command's first phase). Count what it found with `hits`.
+    pub fn peek(&self, key: &LineKey) -> Option<Slot> {
+        self.memo.get(&key.memo()).copied()
+    }
+
+    /// Records `n` memo hits on `slot` found by `peek`: what `lookup` does for each.
+    pub fn hits(&mut self, slot: Slot, n: u64) {
+        if slot as usize >= self.parent.len() {
+            return;
+        }
+        let r = self.find(slot);
+        if self.nodes.get(r as usize).is_none_or(Option::is_none) {
+            return;
+        }
+        self.tick += n;
+        let tick = self.tick;
+        let node = self.node_mut(r);
+        node.size += n;
+        node.last_used = tick;
+    }
+
     /// Adds one masked message; returns the cluster it joined.
     pub fn insert(&mut self, tokens: &[String]) -> Match {
         let key = line_key(tokens, &mut self.pow);

@@ -7,9 +7,10 @@
 //! later is reported for the earlier lines too), and optionally a templates CSV. Uses the job's
 //! `Miner`. State: one miner per worker and one slot per line.
 //!
-//! The file goes through in rounds (`input.rs`); per round, all workers compute the lines' keys,
-//! then each worker mines the lines of its partitions in line order (`phases.rs`), so the
-//! assignments are the same for any number of workers.
+//! The file goes through in rounds (`input.rs`); per round, all workers compute the lines' keys
+//! and look them up in their owner's memo, then each worker mines the missed lines of its
+//! partitions in line order (`phases.rs`), so the assignments are the same for any number of
+//! workers and equal to mining every line in order (`tests/it/templates.rs`).
 
 mod input;
 mod phases;
@@ -101,7 +102,10 @@ pub fn run(req: &Request) -> Result<Report, TemplatesError> {
     let mut keys = vec![Vec::new(); workers];
     let mut mined = vec![Vec::new(); workers];
     let mut owned = vec![Vec::new(); workers];
+    let mut codes = vec![Vec::new(); workers];
+    let mut hits = vec![rustc_hash::FxHashMap::default(); workers];
     let mut assigned: Vec<u32> = Vec::new();
+    let code = |w: usize, slot: Slot| ((w as u32) << SLOT_BITS) | slot;
     loop {
         let n = input.next_round(&mut chunks).map_err(io(&req.file))?;
         if n == 0 {
@@ -110,30 +114,32 @@ pub fn run(req: &Request) -> Result<Report, TemplatesError> {
         phases::keys(
             &chunks[..n],
             header.as_ref(),
-            workers,
+            &miners,
+            code,
             &mut keys[..n],
+            &mut codes[..n],
             &mut owned,
+            &mut hits,
         );
         phases::mine(
             &chunks[..n],
             &keys[..n],
             &owned,
+            &hits,
             header.as_ref(),
             &mut miners,
             &mut mined,
         );
-        let mut base = vec![assigned.len()];
-        for c in &chunks[..n] {
-            base.push(base[base.len() - 1] + c.lines.len());
-        }
-        assigned.resize(base[n], 0);
         for (w, lines) in mined.iter().enumerate() {
             for &(c, i, slot) in lines {
                 if slot >= 1 << SLOT_BITS {
                     return Err(TemplatesError::TooMany(1 << SLOT_BITS));
                 }
-                assigned[base[c as usize] + i as usize] = ((w as u32) << SLOT_BITS) | slot;
+                codes[c as usize][i as usize] = code(w, slot);
             }
+        }
+        for c in &codes[..n] {
+            assigned.extend_from_slice(c);
         }
     }
     let mining_seconds = started.elapsed().as_secs_f64();

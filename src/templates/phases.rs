@@ -1,15 +1,18 @@
 //! The two parallel phases of the `templates` command.
 //!
-//! In: a round of chunks. Out: each line's `LineKey` (phase 1, all workers on even shares of the
-//! lines, no strings built), then each line's miner slot (phase 2, worker `w` mines the lines
-//! whose partition is `w` modulo the workers, in line order; only lines the memo has not seen
-//! are masked into strings). State: none here; the miners belong to the caller.
+//! In: a round of chunks. Out: each line's `LineKey` and, when its owner's memo knows it, its
+//! assignment (phase 1, all workers on even shares of the lines, no strings built, the miners
+//! only read); then the slot of every other line (phase 2, miner `w` mines the missed lines it
+//! owns, in line order; only those are masked into strings). The result is what mining every
+//! line in order would give: the memo only grows within a round. State: none here; the miners
+//! belong to the caller.
 
 use super::input::Chunk;
 use crate::cluster::mask::{Masker, mask_into};
 use crate::cluster::miner::{Miner, Slot};
 use crate::cluster::tokens::{KeySink, LineKey, Powers};
 use crate::parse::HeaderFormat;
+use rustc_hash::FxHashMap;
 
 /// The text that is mined for one line.
 pub fn content<'a>(
@@ -37,33 +40,53 @@ fn owner(partition: u64, workers: usize) -> usize {
     ((u128::from(partition) * workers as u128) >> 64) as usize
 }
 
-/// A share of phase 1: lines of one chunk, their keys, and which of them each miner owns.
+/// What phase 1 writes for a line the memo did not know (phase 2 fills it in).
+pub const MISS: u32 = u32::MAX;
+
+/// A share of phase 1: lines of one chunk, their keys and codes, and which of them each miner
+/// still has to mine.
 struct Item<'a> {
     chunk: u32,
     first: u32,
     lines: &'a [(u32, u32)],
     keys: &'a mut [LineKey],
+    codes: &'a mut [u32],
     owned: Vec<Vec<u32>>,
 }
 
-/// Phase 1: fills `keys[c]` with the key of every line of `chunks[c]`, and `owned[w]` with the
-/// `(chunk, line)` of every line miner `w` owns, in line order. The lines are cut into small
-/// items that the workers take from a shared queue, so an uneven chunk costs nothing.
+/// Phase 1: fills `keys[c]` with the key of every line of `chunks[c]` and `codes[c]` with its
+/// assignment (`code(worker, slot)`) when its owner's memo already knows the line, else `MISS`;
+/// `owned[w]` gets the `(chunk, line)` of every miss miner `w` owns, in line order, and `hits[w]`
+/// the memo hits per slot (for `Miner::hits`). The miners are only read. The lines are cut into
+/// small items that the workers take from a shared queue, so an uneven chunk costs nothing.
+#[allow(clippy::too_many_arguments)]
 pub fn keys(
     chunks: &[Chunk],
     header: Option<&HeaderFormat>,
-    workers: usize,
+    miners: &[Miner],
+    code: impl Fn(usize, Slot) -> u32 + Sync,
     keys: &mut [Vec<LineKey>],
+    codes: &mut [Vec<u32>],
     owned: &mut [Vec<(u32, u32)>],
+    hits: &mut [FxHashMap<Slot, u64>],
 ) {
+    let workers = miners.len();
     let mut items: Vec<Item> = Vec::new();
-    for (c, (chunk, out)) in chunks.iter().zip(keys.iter_mut()).enumerate() {
+    for (c, ((chunk, out), codes)) in chunks
+        .iter()
+        .zip(keys.iter_mut())
+        .zip(codes.iter_mut())
+        .enumerate()
+    {
         out.clear();
         out.resize(chunk.lines.len(), LineKey::default());
-        for (k, (lines, keys)) in chunk
+        codes.clear();
+        codes.resize(chunk.lines.len(), MISS);
+        for (k, ((lines, keys), codes)) in chunk
             .lines
             .chunks(ITEM_LINES)
             .zip(out.chunks_mut(ITEM_LINES))
+            .zip(codes.chunks_mut(ITEM_LINES))
             .enumerate()
         {
             items.push(Item {
@@ -71,13 +94,15 @@ pub fn keys(
                 first: (k * ITEM_LINES) as u32,
                 lines,
                 keys,
+                codes,
                 owned: Vec::new(),
             });
         }
     }
     items.reverse();
-    let (queue, done) = (
+    let (queue, done, counted) = (
         std::sync::Mutex::new(items),
+        std::sync::Mutex::new(Vec::new()),
         std::sync::Mutex::new(Vec::new()),
     );
     std::thread::scope(|s| {
@@ -89,10 +114,16 @@ pub fn keys(
                     Vec::new(),
                     String::new(),
                 );
+                let mut found: Vec<FxHashMap<Slot, u64>> = vec![FxHashMap::default(); workers];
                 while let Some(mut item) = queue.lock().ok().and_then(|mut q| q.pop()) {
                     let chunk = &chunks[item.chunk as usize];
                     item.owned = vec![Vec::new(); workers];
-                    for (i, (k, &(a, b))) in item.keys.iter_mut().zip(item.lines).enumerate() {
+                    let lines = item
+                        .keys
+                        .iter_mut()
+                        .zip(item.codes.iter_mut())
+                        .zip(item.lines);
+                    for (i, ((k, out), &(a, b))) in lines.enumerate() {
                         let text = content(
                             &chunk.bytes[a as usize..b as usize],
                             header,
@@ -102,11 +133,21 @@ pub fn keys(
                         let mut sink = KeySink::new(&mut pow);
                         masker.mask(text, &mut sink);
                         *k = sink.finish();
-                        item.owned[owner(k.partition, workers)].push(item.first + i as u32);
+                        let w = owner(k.partition, workers);
+                        match miners[w].peek(k) {
+                            Some(slot) => {
+                                *out = code(w, slot);
+                                *found[w].entry(slot).or_default() += 1;
+                            }
+                            None => item.owned[w].push(item.first + i as u32),
+                        }
                     }
                     if let Ok(mut d) = done.lock() {
                         d.push(item);
                     }
+                }
+                if let Ok(mut c) = counted.lock() {
+                    c.push(found);
                 }
             });
         }
@@ -119,22 +160,43 @@ pub fn keys(
             list.extend(it.owned[w].iter().map(|&i| (it.chunk, i)));
         }
     }
+    for h in hits.iter_mut() {
+        h.clear();
+    }
+    for found in counted.into_inner().unwrap_or_default() {
+        for (w, f) in found.into_iter().enumerate() {
+            for (slot, n) in f {
+                *hits[w].entry(slot).or_default() += n;
+            }
+        }
+    }
 }
 
-/// Phase 2: each miner takes the lines it owns, in line order, and records `(chunk, line,
-/// slot)` in its `out`.
+/// Phase 2: each miner counts its memo hits of phase 1, then takes the missed lines it owns,
+/// in line order, and records `(chunk, line, slot)` in its `out`.
 pub fn mine(
     chunks: &[Chunk],
     keys: &[Vec<LineKey>],
     owned: &[Vec<(u32, u32)>],
+    hits: &[FxHashMap<Slot, u64>],
     header: Option<&HeaderFormat>,
     miners: &mut [Miner],
     out: &mut [Vec<(u32, u32, Slot)>],
 ) {
     std::thread::scope(|s| {
-        for ((miner, out), lines) in miners.iter_mut().zip(out.iter_mut()).zip(owned) {
+        let work = miners.iter_mut().zip(out.iter_mut()).zip(owned).zip(hits);
+        for (((miner, out), lines), hits) in work {
             out.clear();
+            if lines.is_empty() {
+                for (&slot, &n) in hits {
+                    miner.hits(slot, n);
+                }
+                continue;
+            }
             s.spawn(move || {
+                for (&slot, &n) in hits {
+                    miner.hits(slot, n);
+                }
                 let (mut tokens, mut spans, mut lossy) = (Vec::new(), Vec::new(), String::new());
                 for &(c, i) in lines {
                     let key = &keys[c as usize][i as usize];

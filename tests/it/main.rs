@@ -24,4 +24,5 @@ mod prometheus;
 mod reference;
 mod sandbox;
 mod specs;
+mod templates;
 mod workers;
