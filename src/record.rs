@@ -306,6 +306,13 @@ impl State {
     }
 }
 
+/// Events an incident has seen from one release.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReleaseCount {
+    pub release: String,
+    pub count: u64,
+}
+
 /// Events in one window of the incident's configured width.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WindowCount {
@@ -339,6 +346,9 @@ pub struct Incident {
     pub reasons: Vec<String>,
     /// How many times it came back after being resolved.
     pub regressions: u32,
+    /// Events per release, for logs that name theirs (`incident.release_field`).
+    #[serde(default)]
+    pub releases: Vec<ReleaseCount>,
     /// For a `merged` incident: the fingerprint it continues under. (Always serialized: records
     /// cross processes as bincode, which cannot skip fields.)
     pub merged_into: Option<String>,

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use super::IncidentConfig;
 use super::book::CountKey;
-use crate::record::{Clustered, Incident, Kind, Level, State, WindowCount};
+use crate::record::{Clustered, Incident, Kind, Level, ReleaseCount, State, WindowCount};
 use crate::time::{Millis, format_rfc3339};
 
 /// Longest sample kept, in bytes.
@@ -47,6 +47,10 @@ pub(super) struct Entry {
     pub exemplar_trace: Option<String>,
     pub state: State,
     pub regressions: u32,
+    /// Events per release (`release_field`), with when each release was last seen; the
+    /// `max_attrs` most recent releases are kept.
+    #[serde(default)]
+    pub releases: BTreeMap<String, (u64, Millis)>,
     pub emitted: bool,
     pub last_emit: Millis,
     /// Events since the last emission.
@@ -81,6 +85,7 @@ impl Entry {
             exemplar_trace: None,
             state: State::New,
             regressions: 0,
+            releases: BTreeMap::new(),
             emitted: false,
             last_emit: t,
             dirty: false,
@@ -119,6 +124,11 @@ impl Entry {
         if self.samples.len() < cfg.max_samples {
             self.samples.push(cut(&rec.message));
         }
+        if !cfg.release_field.is_empty()
+            && let Some((_, release)) = rec.fields.iter().find(|(k, _)| *k == cfg.release_field)
+        {
+            self.count_release(release, 1, t, cfg);
+        }
         if self.exemplar_trace.is_none() {
             self.exemplar_trace = rec
                 .trace
@@ -126,6 +136,27 @@ impl Entry {
                 .map(|t| crate::record::truncate(t, TRACE_BYTES));
         }
         self.dirty = true;
+    }
+
+    /// Counts `n` events of `release`; beyond `max_attrs` releases the least recently seen goes.
+    fn count_release(&mut self, release: &str, n: u64, t: Millis, cfg: &IncidentConfig) {
+        let slot = self
+            .releases
+            .entry(crate::record::truncate(release, 64))
+            .or_default();
+        slot.0 += n;
+        slot.1 = slot.1.max(t);
+        while self.releases.len() > cfg.max_attrs.max(1) {
+            let oldest = self
+                .releases
+                .iter()
+                .min_by_key(|(k, (_, at))| (*at, (*k).clone()))
+                .map(|(k, _)| k.clone());
+            match oldest {
+                Some(k) => self.releases.remove(&k),
+                None => break,
+            };
+        }
     }
 
     /// Takes over an incident whose template merged into this one's.
@@ -154,6 +185,9 @@ impl Entry {
             self.exemplar_trace = other.exemplar_trace;
         }
         self.regressions = self.regressions.max(other.regressions);
+        for (release, (n, at)) in other.releases {
+            self.count_release(&release, n, at, cfg);
+        }
         self.parts.extend(other.parts);
         self.dirty = true;
     }
@@ -224,6 +258,14 @@ impl Entry {
             exemplar_trace: self.exemplar_trace.clone(),
             reasons: self.reasons.iter().cloned().collect(),
             regressions: self.regressions,
+            releases: self
+                .releases
+                .iter()
+                .map(|(release, (count, _))| ReleaseCount {
+                    release: release.clone(),
+                    count: *count,
+                })
+                .collect(),
             merged_into: None,
         }
     }

@@ -41,6 +41,10 @@ pub struct IncidentConfig {
     /// Incidents tracked per worker; beyond it the least recently seen (resolved first) are
     /// forgotten, counted in `hephaestus_incidents_evicted_total`.
     pub max_incidents: usize,
+    /// The record field naming the release that logged an event (`release`, `version`, …):
+    /// incidents count their events per release (the deployment loop tells a recurrence from a
+    /// release with a fix from one without). Empty: none.
+    pub release_field: String,
 }
 
 impl Default for IncidentConfig {
@@ -55,6 +59,7 @@ impl Default for IncidentConfig {
             max_samples: 3,
             max_attrs: 10,
             max_incidents: 100_000,
+            release_field: "release".into(),
         }
     }
 }

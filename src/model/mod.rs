@@ -21,6 +21,7 @@ pub mod sandbox;
 pub mod stage;
 pub mod validator;
 pub mod worker;
+pub mod worktree;
 
 use std::path::PathBuf;
 

@@ -10,13 +10,13 @@
 //! worktree is removed afterwards.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use serde::{Deserialize, Serialize};
 
 use super::edits;
 use super::protocol::{FixProposal, TestProposal};
 use super::sandbox::{self, Limits, Run};
+use super::worktree::Worktree;
 
 /// How a repository is built and tested (`[model.repository]`).
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -53,6 +53,13 @@ impl Default for Project {
 }
 
 impl Project {
+    /// Where worktrees go: `work_dir`, else `<repo>/.git/hephaestus-worktrees`.
+    pub fn worktrees(&self, repo: &Path) -> PathBuf {
+        self.work_dir
+            .clone()
+            .unwrap_or_else(|| repo.join(".git").join("hephaestus-worktrees"))
+    }
+
     fn build(&self, dir: &Path) -> String {
         match self.build_command.as_str() {
             "" if dir.join("Cargo.toml").is_file() => "cargo build --quiet --all-targets".into(),
@@ -90,53 +97,6 @@ pub enum ValidateError {
 fn tail(s: &str, lines: usize) -> String {
     let all: Vec<&str> = s.lines().collect();
     all[all.len().saturating_sub(lines)..].join("\n")
-}
-
-/// A detached worktree at HEAD, removed on drop.
-struct Worktree {
-    repo: PathBuf,
-    dir: PathBuf,
-}
-
-impl Worktree {
-    fn new(repo: &Path, parent: &Path, name: &str) -> Result<Worktree, ValidateError> {
-        std::fs::create_dir_all(parent).map_err(|e| ValidateError::Worktree(e.to_string()))?;
-        let dir = parent.join(name);
-        let out = Command::new("git")
-            .arg("-C")
-            .arg(repo)
-            .args(["worktree", "add", "--detach", "--force"])
-            .arg(&dir)
-            .arg("HEAD")
-            .output()
-            .map_err(|e| ValidateError::Worktree(e.to_string()))?;
-        if !out.status.success() {
-            return Err(ValidateError::Worktree(
-                String::from_utf8_lossy(&out.stderr).trim().to_string(),
-            ));
-        }
-        Ok(Worktree {
-            repo: repo.to_path_buf(),
-            dir,
-        })
-    }
-}
-
-impl Drop for Worktree {
-    fn drop(&mut self) {
-        let _ = Command::new("git")
-            .arg("-C")
-            .arg(&self.repo)
-            .args(["worktree", "remove", "--force"])
-            .arg(&self.dir)
-            .output();
-        let _ = std::fs::remove_dir_all(&self.dir);
-        let _ = Command::new("git")
-            .arg("-C")
-            .arg(&self.repo)
-            .args(["worktree", "prune"])
-            .output();
-    }
 }
 
 struct Steps {
@@ -222,8 +182,8 @@ pub fn validate(
         .work_dir
         .clone()
         .unwrap_or_else(|| repo.join(".git").join("hephaestus-worktrees"));
-    let wt = Worktree::new(&repo, &parent, name)?;
-    let dir = wt.dir.as_path();
+    let wt = Worktree::new(&repo, &parent, name, "HEAD", false).map_err(ValidateError::Worktree)?;
+    let dir = wt.dir();
     let mut s = Steps {
         steps: Vec::new(),
         feedback: String::new(),
