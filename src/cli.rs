@@ -1,5 +1,5 @@
 //! The command line: `hephaestus run SPEC …`, `check SPEC`, `templates FILE`, `replay FILE…`,
-//! `worker SPEC`.
+//! `worker SPEC`, `fixes SPEC …`.
 //!
 //! In: arguments. Out: a `Command` whose run options become `spec::Overrides`. No state. The
 //! binary (`main.rs`) only dispatches; everything it calls is here or in `job`.
@@ -43,6 +43,52 @@ pub enum Command {
     /// fix-attempt records, reports and (with `kafka.produce.fixes`) the fixes topic. Ctrl-C
     /// stops reading and finishes the incidents already taken.
     Worker(WorkerArgs),
+    /// The deployment loop's fixes: list them, show one, approve a staged fix for production
+    /// (`[deploy] approval = "manual"`), reject it, or roll a deployed fix back.
+    Fixes(FixesArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct FixesArgs {
+    /// The job spec whose `[model.repository]` and `[deploy]` sections locate the fixes.
+    pub spec: PathBuf,
+    #[command(subcommand)]
+    pub action: FixesAction,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum FixesAction {
+    /// Every fix: id, status, fingerprint, release, title.
+    List,
+    /// One fix as JSON, with its history.
+    Show { id: String },
+    /// Deploy a staged fix: a new release on the production branch (or the deploy command).
+    Approve { id: String },
+    /// Turn a staged fix down.
+    Reject {
+        id: String,
+        #[arg(long, default_value = "rejected by an operator")]
+        why: String,
+    },
+    /// Take a deployed fix out of production (`git revert`, or the rollback command).
+    Rollback {
+        id: String,
+        #[arg(long, default_value = "rolled back by an operator")]
+        why: String,
+    },
+}
+
+impl FixesAction {
+    pub fn action(&self) -> crate::deploy::commands::Action {
+        use crate::deploy::commands::Action;
+        match self {
+            FixesAction::List => Action::List,
+            FixesAction::Show { id } => Action::Show(id.clone()),
+            FixesAction::Approve { id } => Action::Approve(id.clone()),
+            FixesAction::Reject { id, why } => Action::Reject(id.clone(), why.clone()),
+            FixesAction::Rollback { id, why } => Action::Rollback(id.clone(), why.clone()),
+        }
+    }
 }
 
 #[derive(Debug, Args)]

@@ -112,6 +112,7 @@ pub fn run(plan: Plan, shutdown: Shutdown) -> Result<Summary, JobError> {
         Some(crate::model::stage::Stage::start(
             plan.model.clone(),
             fixes,
+            &plan.deploy,
         )?)
     } else {
         None

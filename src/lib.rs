@@ -10,6 +10,7 @@
 pub mod checkpoint;
 pub mod cli;
 pub mod cluster;
+pub mod deploy;
 pub mod detect;
 pub mod incident;
 pub mod job;

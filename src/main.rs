@@ -59,6 +59,11 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             eprintln!("hephaestus: replay {}", serde_json::to_string(&report)?);
             Ok(ExitCode::SUCCESS)
         }
+        Command::Fixes(args) => {
+            let out = hephaestus::deploy::commands::run(&args.spec, &args.action.action())?;
+            print!("{out}");
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Worker(args) => {
             let options = args.options().map_err(anyhow::Error::msg)?;
             let shutdown = Shutdown::default();

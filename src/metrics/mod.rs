@@ -164,6 +164,28 @@ pub fn fix_success_ratio(validated: u64, finished: u64, usd_total: f64) {
     }
 }
 
+/// A fix reached `stage` (`staging` or `production`); for production, how long after its
+/// incident was first seen.
+pub fn deploy(stage: &'static str, since_incident_seconds: Option<f64>) {
+    counter!(names::DEPLOYS, "stage" => stage).increment(1);
+    if let Some(s) = since_incident_seconds {
+        let mut b = Batch::default();
+        b.observe(s);
+        b.flush(&Histogram::new(names::TIME_TO_PRODUCTION, &[]));
+    }
+}
+
+/// A fix was rolled back; and the share of decided fixes that held (the seed's fix accuracy).
+pub fn rollback() {
+    counter!(names::ROLLBACKS).increment(1);
+}
+
+pub fn fix_accuracy(successful: u64, rolled_back: u64) {
+    if successful + rolled_back > 0 {
+        gauge!(names::FIX_ACCURACY).set(successful as f64 / (successful + rolled_back) as f64);
+    }
+}
+
 /// The handoff to the model stage: incidents waiting, updates merged, fingerprints over capacity.
 pub fn model_queue(depth: usize, merged: u64, overflow: u64) {
     gauge!(names::MODEL_QUEUE).set(depth as f64);

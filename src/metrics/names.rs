@@ -45,6 +45,8 @@ pub const MODEL_QUEUE_OVERFLOW: &str = "hephaestus_model_queue_overflow_total";
 pub const MODEL_ADMISSIONS: &str = "hephaestus_model_admissions_total";
 pub const DEPLOYS: &str = "hephaestus_deploys_total";
 pub const ROLLBACKS: &str = "hephaestus_rollbacks_total";
+pub const TIME_TO_PRODUCTION: &str = "hephaestus_fix_time_to_production_seconds";
+pub const FIX_ACCURACY: &str = "hephaestus_fix_accuracy";
 
 // Process.
 pub const BUILD_INFO: &str = "hephaestus_build_info";
@@ -84,6 +86,8 @@ pub const ALL: &[&str] = &[
     MODEL_ADMISSIONS,
     DEPLOYS,
     ROLLBACKS,
+    TIME_TO_PRODUCTION,
+    FIX_ACCURACY,
     BUILD_INFO,
     START_TIME,
     RESIDENT_MEMORY,
@@ -91,4 +95,10 @@ pub const ALL: &[&str] = &[
 ];
 
 /// Names that are histograms (exported as `_bucket`, `_sum`, `_count`).
-pub const HISTOGRAMS: &[&str] = &[BUSY, LATENCY, EVENT_TO_INCIDENT, MODEL_GENERATION];
+pub const HISTOGRAMS: &[&str] = &[
+    BUSY,
+    LATENCY,
+    EVENT_TO_INCIDENT,
+    MODEL_GENERATION,
+    TIME_TO_PRODUCTION,
+];

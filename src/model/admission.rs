@@ -135,6 +135,12 @@ impl Admission {
         recurrences
     }
 
+    /// Forgets what was decided for `fingerprint` (its fix was rolled back: work on it again).
+    pub fn reopen(&mut self, fingerprint: &str) {
+        self.done.remove(fingerprint);
+        self.negative.remove(fingerprint);
+    }
+
     /// Recurrences counted for a fingerprint (in flight or done).
     pub fn recurrences(&self, fingerprint: &str) -> u64 {
         self.in_flight

@@ -90,6 +90,11 @@ pub struct Composer<'a> {
     pub limits: &'a Limits,
     pub budget: &'a Budget,
     pub max_attempts: u32,
+    /// What happened to earlier fixes of this incident (e.g. rolled back after shipping): the
+    /// first attempt's feedback.
+    pub history: &'a [String],
+    /// Diffs that must not be proposed again (fixes that shipped and were rolled back).
+    pub rejected: &'a [String],
 }
 
 /// Why an incident's work stopped early.
@@ -226,6 +231,7 @@ impl Composer<'_> {
     /// Works on `incident` up to `level`.
     pub async fn run(&self, incident: &Incident, level: Level) -> Worked {
         let mut req = request(incident, self.project);
+        req.feedback = self.history.to_vec();
         let mut tally = Tally::default();
         let mut attempts: Vec<FixAttempt> = Vec::new();
         let mut outcome = Outcome::Rejected;
@@ -350,6 +356,11 @@ impl Composer<'_> {
         a.fix = Some(fix.clone());
         req.fix = Some(fix.clone());
         match edits::apply(&self.project.path, &fix.edits) {
+            Ok(p) if self.rejected.contains(&p.diff) => {
+                a.diff = Some(p.diff);
+                a.feedback = "this is the fix that shipped and was rolled back because the error came back: the root cause is elsewhere".into();
+                return Ok(Outcome::Rejected);
+            }
             Ok(p) => a.diff = Some(p.diff),
             Err(e) => {
                 a.feedback = format!("the fix's edits are invalid: {e}");
@@ -413,16 +424,6 @@ impl Composer<'_> {
         a.validation = Some(validation);
         if !passed {
             return Ok(Outcome::Rejected);
-        }
-        if level == Level::Deploy {
-            a.steps.push(StepRecord {
-                state: State::Deployment,
-                role: None,
-                backend: "none".into(),
-                seconds: 0.0,
-                usage: Usage::default(),
-                note: "validated; no deployment target is configured".into(),
-            });
         }
         Ok(Outcome::Validated)
     }

@@ -14,11 +14,14 @@ use serde::Serialize;
 use tokio::sync::Semaphore;
 
 use super::admission::{Admission, Candidate, Decision, Gate, Level};
-use super::composer::{Composer, Outcome, Worked};
+use super::composer::{Composer, Outcome, State as ComposerState, StepRecord, Worked};
 use super::fixes::FixesTopic;
 use super::protocol::Backend;
 use super::queue::Handoff;
 use super::{BackendKind, ModelConfig, builtin, command, fault};
+use crate::deploy::DeployConfig;
+use crate::deploy::manager::Manager;
+use crate::deploy::stage::{DeployLoop, Next};
 use crate::record::{Incident, State};
 
 /// What the stage did, for the job summary and tests.
@@ -151,6 +154,14 @@ struct Shared {
     output: Output,
     admission: Mutex<Admission>,
     summary: Mutex<StageSummary>,
+    deploy: DeployLoop,
+}
+
+/// What the deployment loop knows about an incident the stage works on again.
+#[derive(Default)]
+struct Earlier {
+    history: Vec<String>,
+    rejected: Vec<String>,
 }
 
 impl Shared {
@@ -160,15 +171,37 @@ impl Shared {
         }
     }
 
-    async fn work(&self, incident: Incident, level: Level) {
+    async fn work(&self, incident: Incident, level: Level, earlier: Earlier) {
+        let seen_at = crate::time::now_ms();
+        self.deploy.opened(&incident).await;
         let composer = Composer {
             backend: self.backend.as_ref(),
             project: &self.config.repository,
             limits: &self.config.sandbox,
             budget: &self.config.budget,
             max_attempts: self.config.max_attempts,
+            history: &earlier.history,
+            rejected: &earlier.rejected,
         };
-        let worked = composer.run(&incident, level).await;
+        let mut worked = composer.run(&incident, level).await;
+        if worked.outcome == Outcome::Validated
+            && level == Level::Deploy
+            && let Some(last) = worked.attempts.last_mut()
+        {
+            let started = std::time::Instant::now();
+            let note = self.deploy.ship(last, &incident, seen_at).await;
+            worked
+                .report
+                .push_str(&format!("\n## Deployment\n\n{note}\n"));
+            last.steps.push(StepRecord {
+                state: ComposerState::Deployment,
+                role: None,
+                backend: "deploy".into(),
+                seconds: started.elapsed().as_secs_f64(),
+                usage: Default::default(),
+                note,
+            });
+        }
         for a in &worked.attempts {
             crate::metrics::fix_attempt(outcome_name(a.outcome));
         }
@@ -228,9 +261,24 @@ async fn serve(shared: Arc<Shared>, handoff: Handoff) {
         while tasks.try_join_next().is_some() {}
         let done = Done(handoff.clone());
         shared.tally(|s| s.offered += 1);
+        let next = shared.deploy.watch(&incident).await;
         if matches!(incident.state, State::Resolved | State::Merged) {
             continue;
         }
+        let earlier = match next {
+            Next::Hold => {
+                crate::metrics::model_admission("recurrence");
+                shared.tally(|s| s.recurrences += 1);
+                continue;
+            }
+            Next::Rework { history, rejected } => {
+                if let Ok(mut a) = shared.admission.lock() {
+                    a.reopen(&incident.fingerprint);
+                }
+                Earlier { history, rejected }
+            }
+            Next::Admit => Earlier::default(),
+        };
         let candidate = Candidate {
             fingerprint: &incident.fingerprint,
             events: incident.count,
@@ -254,7 +302,7 @@ async fn serve(shared: Arc<Shared>, handoff: Handoff) {
                 };
                 let shared = shared.clone();
                 tasks.spawn(async move {
-                    shared.work(incident, level).await;
+                    shared.work(incident, level, earlier).await;
                     drop((permit, done));
                 });
             }
@@ -291,10 +339,24 @@ pub struct Stage {
 }
 
 impl Stage {
-    /// Starts the stage; `fixes` also sends every attempt record to the fixes topic.
-    pub fn start(config: ModelConfig, fixes: Option<FixesTopic>) -> Result<Stage, StageError> {
+    /// Starts the stage; `fixes` also sends every attempt record to the fixes topic; `deploy`
+    /// ships validated fixes when `automation = "deploy"`, and says where notices go.
+    pub fn start(
+        config: ModelConfig,
+        fixes: Option<FixesTopic>,
+        deploy: &DeployConfig,
+    ) -> Result<Stage, StageError> {
         let backend = backend(&config)?;
         let output = Output::open(&config, fixes)?;
+        let manager = if config.automation == Level::Deploy {
+            Some(
+                Manager::new(deploy, &config.repository, &config.sandbox)
+                    .map_err(|e| StageError::Config(e.to_string()))?,
+            )
+        } else {
+            None
+        };
+        let deploy = DeployLoop::new(deploy, manager).map_err(StageError::Config)?;
         let gate = Gate {
             max_level: config.automation,
             min_events: config.min_events,
@@ -315,13 +377,18 @@ impl Stage {
             output,
             admission: Mutex::default(),
             summary: Mutex::default(),
+            deploy,
         });
         let queue = handoff.clone();
         let thread = std::thread::Builder::new()
             .name("hephaestus-model".into())
             .spawn(move || {
                 runtime.block_on(serve(shared.clone(), queue));
-                shared.summary.lock().map(|s| s.clone()).unwrap_or_default()
+                let mut summary = shared.summary.lock().map(|s| s.clone()).unwrap_or_default();
+                if let Ok(e) = shared.deploy.errors.lock() {
+                    summary.errors.extend(e.iter().cloned());
+                }
+                summary
             })?;
         Ok(Stage {
             handoff,

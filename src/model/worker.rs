@@ -112,7 +112,11 @@ pub fn run(
     cfg.set("group.id", format!("{}-worker", kafka.group));
     let consumer: BaseConsumer = cfg.create()?;
     consumer.subscribe(&[&topic])?;
-    let stage = Stage::start(model, fixes_topic(Some(&kafka))?)?;
+    let mut deploy = spec.deploy.clone();
+    deploy
+        .plan(|p| if p.is_absolute() { p } else { dir.join(p) })
+        .map_err(|e| WorkerError::Spec(format!("{}: {e}", path.display())))?;
+    let stage = Stage::start(model, fixes_topic(Some(&kafka))?, &deploy)?;
     let handoff = stage.handoff();
     eprintln!(
         "hephaestus: worker reading {topic} as group {}-worker",

@@ -54,6 +54,9 @@ pub struct Spec {
     /// The model-worker stage: incidents in, validated fixes out.
     #[serde(default)]
     pub model: crate::model::ModelConfig,
+    /// The deployment loop (with `model.automation = "deploy"`).
+    #[serde(default)]
+    pub deploy: crate::deploy::DeployConfig,
 }
 
 /// `[job]`: parallelism and pacing.

@@ -112,6 +112,8 @@ pub struct Plan {
     pub exit_when_idle: Option<std::time::Duration>,
     /// The model-worker stage (`[model]`, paths resolved); runs in process 0 when enabled.
     pub model: crate::model::ModelConfig,
+    /// The deployment loop (`[deploy]`, paths resolved).
+    pub deploy: crate::deploy::DeployConfig,
 }
 
 /// Source ids of Kafka partitions start here (file inputs are numbered from 0).
@@ -260,20 +262,30 @@ impl Plan {
         spec.incident.validate().map_err(&err)?;
         let mut model = spec.model.clone();
         model.plan(resolve).map_err(&err)?;
+        let mut deploy = spec.deploy.clone();
+        deploy.plan(resolve).map_err(&err)?;
         if spec.kafka.as_ref().is_some_and(|k| k.produce.fixes) && !model.enabled {
             return Err(err(
                 "kafka.produce.fixes needs the model stage: [model] enabled = true".into(),
             ));
         }
 
+        // Output files named in the spec are relative to it, like its inputs; on the command
+        // line, to the working directory.
+        let in_spec_dir = |s: Sink| match s {
+            Sink::File(p) => Sink::File(resolve(p)),
+            other => other,
+        };
         let incidents = match &ov.output {
             Some(path) => Sink::File(path.clone()),
             None => Sink::parse(&spec.output.incidents, true)
+                .map(in_spec_dir)
                 .map_err(|e| err(format!("output.incidents: {e}")))?,
         };
         let dead_letters = match &ov.dead_letters {
             Some(path) => Sink::File(path.clone()),
             None => Sink::parse(&spec.output.dead_letters, false)
+                .map(in_spec_dir)
                 .map_err(|e| err(format!("output.dead_letters: {e}")))?,
         };
         let mut metrics: Option<SocketAddr> = if spec.metrics.enabled {
@@ -318,6 +330,7 @@ impl Plan {
             checkpoint_epochs: (spec.job.checkpoint.0 / spec.job.tick.0.max(1)).max(1) as u64,
             exit_when_idle: ov.exit_when_idle,
             model,
+            deploy,
         })
     }
 

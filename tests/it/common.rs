@@ -182,3 +182,16 @@ pub fn metrics_addr(lines: &std::sync::mpsc::Receiver<String>) -> String {
         }
     }
 }
+
+/// The body of the HTTP request in `buf`, once `buf` holds all of it (headers and
+/// `content-length` bytes); for the tests' small HTTP servers.
+pub fn http_body(buf: &[u8]) -> Option<Vec<u8>> {
+    let end = buf.windows(4).position(|w| w == b"\r\n\r\n")?;
+    let head = String::from_utf8_lossy(&buf[..end]).to_lowercase();
+    let len: usize = head
+        .lines()
+        .find_map(|l| l.strip_prefix("content-length:"))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0);
+    (buf.len() >= end + 4 + len).then(|| buf[end + 4..end + 4 + len].to_vec())
+}

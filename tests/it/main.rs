@@ -9,6 +9,7 @@ mod broker;
 mod cli;
 mod common;
 mod dedup;
+mod deploy;
 mod golden;
 mod kafka;
 mod kafka_faults;

@@ -155,7 +155,7 @@ fn a_hundred_duplicates_make_one_backend_call() {
         agent(&root, "wrong", 0.0),
         repository(&repo)
     );
-    let stage = Stage::start(config(&root, &text), None).expect("stage");
+    let stage = Stage::start(config(&root, &text), None, &Default::default()).expect("stage");
     let handoff = stage.handoff();
     let mut merged = 0;
     for n in 1..=100 {
@@ -186,7 +186,7 @@ fn an_exhausted_budget_degrades_to_analysis() {
         agent(&root, "learn", 0.02),
         repository(&repo)
     );
-    let stage = Stage::start(config(&root, &text), None).expect("stage");
+    let stage = Stage::start(config(&root, &text), None, &Default::default()).expect("stage");
     let handoff = stage.handoff();
     handoff.offer([incident("first", &repo, 1)]);
     let records = root.join("attempts.jsonl");
@@ -230,7 +230,7 @@ fn an_exhausted_budget_degrades_to_analysis() {
         agent(&root, "wrong", 0.0),
         repository(&repo)
     );
-    let stage = Stage::start(config(&root, &text), None).expect("stage");
+    let stage = Stage::start(config(&root, &text), None, &Default::default()).expect("stage");
     stage.handoff().offer([incident("capped", &repo, 1)]);
     let s = stage.finish();
     assert_eq!(s.budget_exhausted, 1, "{s:?}");

@@ -89,17 +89,8 @@ async fn read_request(conn: &mut tokio::net::TcpStream) -> Option<Vec<u8>> {
             return None;
         }
         buf.extend_from_slice(&chunk[..n]);
-        let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") else {
-            continue;
-        };
-        let head = String::from_utf8_lossy(&buf[..end]).to_lowercase();
-        let len: usize = head
-            .lines()
-            .find_map(|l| l.strip_prefix("content-length:"))
-            .and_then(|v| v.trim().parse().ok())
-            .unwrap_or(0);
-        if buf.len() >= end + 4 + len {
-            return Some(buf[end + 4..end + 4 + len].to_vec());
+        if let Some(body) = super::common::http_body(&buf) {
+            return Some(body);
         }
     }
 }
