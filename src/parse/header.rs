@@ -20,14 +20,15 @@ use crate::time;
 pub struct HeaderFormat {
     template: String,
     regex: Regex,
-    /// Capture-group names in template order.
+    /// Capture-group names in template order, and what each is.
     names: Vec<String>,
+    roles: Vec<Role>,
     /// The regex-free matcher, when the template's literals are plain text.
     scanner: Option<Scanner>,
     content: usize,
 }
 
-#[derive(Clone, Copy, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq)]
 enum Role {
     Time,
     Level,
@@ -84,6 +85,7 @@ impl HeaderFormat {
         Ok(HeaderFormat {
             template: template.to_string(),
             regex,
+            roles: names.iter().map(|n| role(n)).collect(),
             names,
             scanner: Scanner::compile(&literals),
             content,
@@ -137,8 +139,8 @@ impl HeaderFormat {
             )
         })?;
         let mut time_parts: Vec<&str> = Vec::new();
-        for (name, value) in self.names.iter().zip(values) {
-            match role(name) {
+        for ((name, value), role) in self.names.iter().zip(values).zip(&self.roles) {
+            match role {
                 Role::Time => time_parts.push(value),
                 Role::Level => rec.level = Level::parse(value).unwrap_or(Level::Unknown),
                 Role::Service => rec.service = Some(value.to_string()),
@@ -147,7 +149,11 @@ impl HeaderFormat {
                 Role::Field => rec.fields.push((name.clone(), value.to_string())),
             }
         }
-        rec.ts = time::parse_field(&time_parts.join(" "), year).or_else(|| {
+        let joined = match time_parts.as_slice() {
+            [one] => time::parse_field(one, year),
+            parts => time::parse_field(&parts.join(" "), year),
+        };
+        rec.ts = joined.or_else(|| {
             time_parts
                 .iter()
                 .rev()

@@ -90,8 +90,10 @@ impl Default for JobConfig {
         JobConfig {
             name: "hephaestus".into(),
             workers: 1,
-            batch_lines: 8192,
-            max_inflight_epochs: 8,
+            // Small epochs, few in flight: what is in flight stays in cache (measured on BGL,
+            // 1 worker: 16384 x 16 gave 0.42 M lines/s, 4096 x 2 gave 0.83 M).
+            batch_lines: 4096,
+            max_inflight_epochs: 2,
             tick: Duration(100),
             idle_flush: Duration(1000),
             state_dir: None,
