@@ -1,7 +1,9 @@
 //! Per-stage benchmarks (criterion) and an end-to-end replay: `cargo bench`.
 //!
 //! In: in-memory samples of each log format (no files), and a generated mixed log for the
-//! end-to-end case. Out: criterion reports, in lines per second (`Throughput::Elements`).
+//! end-to-end case (a temporary file). Out: criterion reports, in lines per second
+//! (`Throughput::Elements`). Stages: parse per format, multiline, detect, mask/tokenise, mine,
+//! incident update; then the whole job at 1 and 2 workers.
 
 use std::hint::black_box;
 
@@ -11,9 +13,18 @@ use hephaestus::cluster::mask::{Masker, mask, mask_into};
 use hephaestus::cluster::miner::Miner;
 use hephaestus::cluster::tokens::{KeySink, Powers};
 use hephaestus::detect::{DetectConfig, Detector};
+use hephaestus::generate::{GenSpec, generate};
+use hephaestus::incident::Book;
+use hephaestus::incident::IncidentConfig;
+use hephaestus::job::Shutdown;
 use hephaestus::multiline::{Joiner, MultilineConfig};
 use hephaestus::parse::{FormatChoice, Parser};
-use hephaestus::record::{LogRecord, Position, RawLine};
+use hephaestus::record::{Clustered, ErrorEvent, Kind, Level, LogRecord, Position, RawLine};
+use hephaestus::spec::{Overrides, Plan};
+
+/// The binary's allocator, so that the figures are the binary's.
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 const SAMPLES: &[(&str, &str)] = &[
     (
@@ -187,5 +198,94 @@ fn cluster(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, parse, multiline, detect, cluster);
+/// Incident updates: 1000 error events over 20 fingerprints folded into the book, one epoch.
+fn incident(c: &mut Criterion) {
+    let events: Vec<Clustered> = (0..1000u64)
+        .map(|i| {
+            let mut record = LogRecord {
+                message: format!("payment {i} declined"),
+                ts: Some(1_700_000_000_000 + i as i64 * 10),
+                ..LogRecord::default()
+            };
+            record.pos.line = i;
+            Clustered {
+                event: ErrorEvent {
+                    record,
+                    severity: Level::Error,
+                    reasons: vec!["level".into()],
+                },
+                fingerprint: i % 20,
+                route: i % 20,
+                kind: Kind::Message,
+                title: format!("payment <*> declined ({})", i % 20),
+                template: "payment <*> declined".into(),
+                merges: Vec::new(),
+            }
+        })
+        .collect();
+    let mut g = c.benchmark_group("incident");
+    g.throughput(Throughput::Elements(events.len() as u64));
+    g.bench_function("observe_and_close_epoch", |b| {
+        b.iter_batched(
+            || Book::new(IncidentConfig::default()),
+            |mut book| {
+                for e in &events {
+                    book.observe(e);
+                }
+                let (mut emit, mut retract) = (Vec::new(), Vec::new());
+                book.close_epoch(&mut emit, &mut retract);
+                black_box((emit, retract))
+            },
+            BatchSize::SmallInput,
+        )
+    });
+    g.finish();
+}
+
+/// The whole job on 200,000 generated mixed lines (parse, detect, cluster, incidents; no sink).
+fn end_to_end(c: &mut Criterion) {
+    let dir = std::env::temp_dir().join(format!("hephaestus-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("bench dir");
+    let log = dir.join("mixed.log");
+    let spec = GenSpec {
+        lines: 200_000,
+        seed: 1,
+        error_share: 0.05,
+        error_kinds: 40,
+        templates: 500,
+        start_ms: 1_767_225_600_000,
+        step_ms: 1,
+    };
+    let mut out = std::io::BufWriter::new(std::fs::File::create(&log).expect("log"));
+    generate(&spec, &mut out).expect("generate");
+    drop(out);
+    let toml = dir.join("bench.toml");
+    std::fs::write(
+        &toml,
+        "[[sources]]\npaths = [\"mixed.log\"]\n[output]\nincidents = \"none\"\ndead_letters = \"stderr\"\n[metrics]\nenabled = false\n",
+    )
+    .expect("spec");
+    let mut g = c.benchmark_group("end_to_end");
+    g.sample_size(10);
+    g.throughput(Throughput::Elements(spec.lines));
+    for workers in [1, 2] {
+        g.bench_function(format!("mixed_{workers}_workers"), |b| {
+            b.iter(|| {
+                let ov = Overrides {
+                    workers: Some(workers),
+                    no_metrics: true,
+                    ..Overrides::default()
+                };
+                let plan = Plan::load(&toml, ov).expect("plan");
+                black_box(hephaestus::job::run(plan, Shutdown::default()).expect("job"))
+            })
+        });
+    }
+    g.finish();
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+criterion_group!(
+    benches, parse, multiline, detect, cluster, incident, end_to_end
+);
 criterion_main!(benches);

@@ -46,6 +46,50 @@ pub enum Command {
     /// The deployment loop's fixes: list them, show one, approve a staged fix for production
     /// (`[deploy] approval = "manual"`), reject it, or roll a deployed fix back.
     Fixes(FixesArgs),
+    /// Write realistic mixed logs for load tests (JSON, logfmt, syslog, access logs, plain lines,
+    /// stack traces in five languages), the same for the same seed.
+    Generate(GenerateArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct GenerateArgs {
+    /// Lines to write (a stack trace counts all its lines).
+    #[arg(long, default_value_t = 1_000_000)]
+    pub lines: u64,
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Share of events that are errors, 0 to 1.
+    #[arg(long, default_value_t = 0.05)]
+    pub errors: f64,
+    /// Distinct error kinds.
+    #[arg(long, default_value_t = 40)]
+    pub kinds: u32,
+    /// Distinct informational message templates.
+    #[arg(long, default_value_t = 500)]
+    pub templates: u32,
+    /// Where to write (default: stdout).
+    #[arg(short, long, value_name = "PATH")]
+    pub output: Option<PathBuf>,
+}
+
+impl GenerateArgs {
+    pub fn spec(&self) -> Result<crate::generate::GenSpec, String> {
+        if !(0.0..=1.0).contains(&self.errors) {
+            return Err(format!(
+                "--errors {}: expected a share from 0 to 1",
+                self.errors
+            ));
+        }
+        Ok(crate::generate::GenSpec {
+            lines: self.lines,
+            seed: self.seed,
+            error_share: self.errors,
+            error_kinds: self.kinds.max(1),
+            templates: self.templates.max(1),
+            start_ms: 1_767_225_600_000,
+            step_ms: 1,
+        })
+    }
 }
 
 #[derive(Debug, Args)]
@@ -244,6 +288,18 @@ pub struct RunArgs {
     /// seconds, after flushing every output and committing offsets.
     #[arg(long, value_name = "SECS")]
     pub exit_when_idle: Option<f64>,
+    /// Replay the inputs at this many lines per second (for the whole job; each process of a
+    /// multi-process job paces its share) instead of as fast as possible; the summary says
+    /// whether the job kept up.
+    #[arg(long, value_name = "LINES", conflicts_with = "speedup")]
+    pub rate: Option<f64>,
+    /// Replay the inputs X times faster than they were written, by the timestamps that start
+    /// their lines (lines without one follow the line before).
+    #[arg(long, value_name = "X")]
+    pub speedup: Option<f64>,
+    /// Read every input K times over: a big load from a small recording.
+    #[arg(long = "loop", value_name = "K", default_value_t = 1)]
+    pub loops: u32,
 }
 
 impl RunArgs {
@@ -270,6 +326,11 @@ impl RunArgs {
                     return Err(format!("--exit-when-idle {s}: expected seconds, 0 or more"));
                 }
                 s => s.map(std::time::Duration::from_secs_f64),
+            },
+            pacing: crate::source::pace::Pacing {
+                rate: self.rate,
+                speedup: self.speedup,
+                loops: self.loops,
             },
         })
     }

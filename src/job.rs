@@ -34,6 +34,8 @@ pub struct Ctx {
     pub plan: Arc<Plan>,
     pub stats: Arc<Stats>,
     pub shutdown: Shutdown,
+    /// Paces replays (`--rate`, `--speedup`), shared by every source of the process.
+    pub pacer: Arc<crate::source::pace::Pacer>,
     /// Where worker 0's incident sink hands incidents to the model stage, when it runs.
     pub model: Option<crate::model::queue::Handoff>,
     errors: Arc<Mutex<Vec<String>>>,
@@ -63,9 +65,24 @@ pub struct Summary {
     pub incidents: u64,
     pub incident_updates: u64,
     pub dead_letters: u64,
+    pub mb_per_second: f64,
+    /// From an error line's ingestion to its incident's update (this process's incidents).
+    pub event_to_incident: crate::metrics::latency::LatencySummary,
+    /// The most resident memory the process had.
+    pub peak_rss_bytes: u64,
+    /// With `--rate`: what was asked, what was achieved, and whether the job kept up (within 2%).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rate: Option<RateReport>,
     /// What the model-worker stage did (when `[model]` is enabled, process 0).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub model: Option<crate::model::stage::StageSummary>,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct RateReport {
+    pub asked: f64,
+    pub achieved: f64,
+    pub kept_up: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -107,6 +124,11 @@ pub fn run(plan: Plan, shutdown: Shutdown) -> Result<Summary, JobError> {
     };
     let config = plan.timely_config();
     let process = plan.cluster.process;
+    let mut plan_pacing = plan.pacing;
+    if let Some(r) = plan_pacing.rate.as_mut() {
+        // The rate is for the whole job: each process paces its share.
+        *r /= plan.cluster.processes.max(1) as f64;
+    }
     let stage = if plan.model.enabled && process == 0 {
         let fixes = crate::model::stage::fixes_topic(plan.kafka.as_ref())?;
         Some(crate::model::stage::Stage::start(
@@ -122,6 +144,7 @@ pub fn run(plan: Plan, shutdown: Shutdown) -> Result<Summary, JobError> {
         stats: Arc::new(Stats::default()),
         shutdown,
         model: stage.as_ref().map(|s| s.handoff()),
+        pacer: Arc::new(crate::source::pace::Pacer::new(plan_pacing)),
         errors: Arc::default(),
     };
     let started = Instant::now();
@@ -138,6 +161,8 @@ pub fn run(plan: Plan, shutdown: Shutdown) -> Result<Summary, JobError> {
         }
     }
     drop(progress);
+    // The dataflow's time; the model stage may go on working on what it was handed.
+    let seconds = started.elapsed().as_secs_f64();
     let model = stage.map(|stage| {
         let waiting = ctx.model.as_ref().map_or(0, |h| h.len());
         eprintln!("hephaestus: input done; the model stage finishes its work ({waiting} incident(s) waiting)");
@@ -148,7 +173,6 @@ pub fn run(plan: Plan, shutdown: Shutdown) -> Result<Summary, JobError> {
             ctx.error(e.clone());
         }
     }
-    let seconds = started.elapsed().as_secs_f64();
     let s = &ctx.stats;
     let lines = Stats::get(&s.lines);
     let summary = Summary {
@@ -166,6 +190,23 @@ pub fn run(plan: Plan, shutdown: Shutdown) -> Result<Summary, JobError> {
         incidents: Stats::get(&s.incidents),
         incident_updates: Stats::get(&s.incident_updates),
         dead_letters: Stats::get(&s.dead_letters),
+        mb_per_second: if seconds > 0.0 {
+            Stats::get(&s.bytes) as f64 / 1e6 / seconds
+        } else {
+            0.0
+        },
+        event_to_incident: s.latency.summary(),
+        peak_rss_bytes: crate::metrics::process::peak_resident_bytes().unwrap_or(0),
+        rate: ctx.pacer.pacing.rate.map(|asked| {
+            let achieved = if seconds > 0.0 { lines as f64 / seconds } else { 0.0 };
+            let kept_up = achieved >= asked * 0.98;
+            if !kept_up {
+                eprintln!(
+                    "hephaestus: asked for {asked:.0} lines/s, achieved {achieved:.0}: the job could not keep up"
+                );
+            }
+            RateReport { asked, achieved, kept_up }
+        }),
         model,
     };
     let mut errors = ctx.errors.lock().map(|e| e.clone()).unwrap_or_default();

@@ -64,6 +64,22 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             eprintln!("hephaestus: replay {}", serde_json::to_string(&report)?);
             Ok(ExitCode::SUCCESS)
         }
+        Command::Generate(args) => {
+            let spec = args.spec().map_err(anyhow::Error::msg)?;
+            let mut out: Box<dyn std::io::Write> = match &args.output {
+                Some(p) => Box::new(std::io::BufWriter::new(
+                    std::fs::File::create(p).with_context(|| p.display().to_string())?,
+                )),
+                None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
+            };
+            let errors = hephaestus::generate::generate(&spec, &mut out)?;
+            out.flush()?;
+            eprintln!(
+                "hephaestus: generated {} lines, {errors} error events",
+                spec.lines
+            );
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Fixes(args) => {
             let out = hephaestus::deploy::commands::run(&args.spec, &args.action.action())?;
             print!("{out}");

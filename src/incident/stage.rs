@@ -221,6 +221,22 @@ impl<'s> TrackIncidents<'s> for StreamVec<'s, Epoch, Clustered> {
                         }
                     }
                     latency.clone().flush(&event_to_incident);
+                    // The report's latencies: runs of events read in the same batch share one.
+                    let mut run: Option<(u64, u64)> = None;
+                    for c in &epoch.events {
+                        let ms = (now - c.event.record.ingest_ms).max(0) as u64;
+                        match run.as_mut() {
+                            Some((l, n)) if *l == ms => *n += 1,
+                            _ => {
+                                if let Some((l, n)) = run.replace((ms, 1)) {
+                                    stats.latency.add(l, n);
+                                }
+                            }
+                        }
+                    }
+                    if let Some((l, n)) = run {
+                        stats.latency.add(l, n);
+                    }
                     op_metrics.batch(epoch.events.len(), &[emit.len()]);
                     op_metrics.latency(&mut latency);
                     report(&stats, worker, &book, emit.len());

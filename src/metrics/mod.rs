@@ -8,8 +8,9 @@
 
 pub mod busy;
 pub mod histogram;
+pub mod latency;
 pub mod names;
-mod process;
+pub mod process;
 mod server;
 
 pub use histogram::{Batch, Histogram};
@@ -64,6 +65,8 @@ pub struct Stats {
     pub dead_letters: AtomicU64,
     pub incident_updates: AtomicU64,
     pub incidents: AtomicU64,
+    /// From an error line's ingestion to its incident's update, for the end-of-run report.
+    pub latency: latency::Latencies,
 }
 
 impl Stats {

@@ -16,6 +16,14 @@ fn resident_bytes() -> Option<u64> {
     Some(kb * 1024)
 }
 
+/// The most resident memory the process has had (`VmHWM`).
+pub fn peak_resident_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}
+
 fn cpu_seconds() -> Option<f64> {
     let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
     // Fields after the command name (which is in parentheses and may hold spaces).
@@ -47,6 +55,7 @@ mod tests {
     fn reads_its_own_memory_and_cpu() {
         let rss = super::resident_bytes().expect("VmRSS");
         assert!(rss > 1 << 20, "{rss}");
+        assert!(super::peak_resident_bytes().expect("VmHWM") >= rss);
         let spin = std::time::Instant::now();
         while spin.elapsed() < std::time::Duration::from_millis(50) {
             std::hint::black_box(0u64);

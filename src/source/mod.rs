@@ -5,6 +5,7 @@
 //! per physical line, plus `Idle`/`End` markers the multiline stage needs to flush. State: each
 //! input's reader position. Each input belongs to one worker (`id % peers == index`).
 
+pub mod pace;
 pub mod reader;
 pub mod stage;
 

@@ -37,6 +37,12 @@ struct Active {
     id: u32,
     feed: Feed,
     epoch: Epoch,
+    /// Lines stamped with `epoch` so far (a replay moves on after `batch_lines`).
+    in_epoch: usize,
+    /// A line read but not yet due (`--speedup`).
+    held: Option<Line>,
+    /// Passes over the input still to start after this one (`--loop`).
+    loops_left: u32,
     done: bool,
     last_data: Instant,
     unflushed: bool,
@@ -120,6 +126,19 @@ impl Feed {
     }
 }
 
+/// With `--speedup`: whether a line is due by the timestamp it starts with (a line without
+/// one is due at once, right after the line before it).
+fn due(ctx: &Ctx, line: &Line, default_year: i32) -> bool {
+    if ctx.pacer.pacing.speedup.is_none() {
+        return true;
+    }
+    let text = String::from_utf8_lossy(&line.bytes[..line.bytes.len().min(64)]);
+    match crate::time::parse_prefix(text.trim_start(), default_year) {
+        Some((ts, _)) => ctx.pacer.due(ts),
+        None => true,
+    }
+}
+
 /// The source stream of this worker.
 pub fn read_inputs<'s>(
     scope: Scope<'s, Epoch>,
@@ -144,6 +163,9 @@ pub fn read_inputs<'s>(
                     id: input.id,
                     feed,
                     epoch: 0,
+                    in_epoch: 0,
+                    held: None,
+                    loops_left: plan.pacing.loops.saturating_sub(1),
                     done: false,
                     last_data: Instant::now(),
                     unflushed: false,
@@ -183,8 +205,41 @@ pub fn read_inputs<'s>(
                 let mut input_bytes = 0;
                 let mut n = 0;
                 let ingest_ms = crate::time::now_ms();
-                while n < plan.batch_lines {
-                    match a.feed.next_line() {
+                // A replay at a fixed rate reads only what the pacer releases.
+                let limit = if live {
+                    plan.batch_lines
+                } else {
+                    ctx.pacer.take(plan.batch_lines - a.in_epoch)
+                };
+                if limit == 0 {
+                    waiting = true;
+                }
+                while n < limit {
+                    let next = match a.held.take() {
+                        Some(line) => Ok(Next::Line(line)),
+                        None => a.feed.next_line(),
+                    };
+                    match next {
+                        Ok(Next::Line(line)) if !due(&ctx, &line, plan.default_year) => {
+                            a.held = Some(line);
+                            waiting = true;
+                            break;
+                        }
+                        Ok(Next::Eof) if a.loops_left > 0 => {
+                            a.loops_left -= 1;
+                            match open(&plan.inputs[a.id as usize], plan.max_line_bytes) {
+                                Ok(feed) => a.feed = feed,
+                                Err(e) => {
+                                    ctx.error(format!(
+                                        "input {}: {e}",
+                                        plan.inputs[a.id as usize].name
+                                    ));
+                                    session.give(SourceItem::End(a.id));
+                                    a.done = true;
+                                    break;
+                                }
+                            }
+                        }
                         Ok(Next::Line(line)) => {
                             n += 1;
                             input_bytes += line.oversize.map_or(line.bytes.len(), |l| l as usize);
@@ -234,8 +289,10 @@ pub fn read_inputs<'s>(
                 a.ingest.add(n, input_bytes);
                 lines += n;
                 bytes += input_bytes;
-                if !live && n == plan.batch_lines {
+                a.in_epoch += n;
+                if !live && a.in_epoch >= plan.batch_lines {
                     a.epoch += 1;
+                    a.in_epoch = 0;
                 }
             }
             if lines > 0 {

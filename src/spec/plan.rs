@@ -52,6 +52,8 @@ pub struct Overrides {
     pub no_metrics: bool,
     /// Stop once no record has arrived on any live input for this long.
     pub exit_when_idle: Option<std::time::Duration>,
+    /// Replay pacing (`--rate`, `--speedup`, `--loop`).
+    pub pacing: crate::source::pace::Pacing,
 }
 
 /// Where a stream of JSON lines goes.
@@ -110,6 +112,9 @@ pub struct Plan {
     /// Epochs between checkpoints.
     pub checkpoint_epochs: u64,
     pub exit_when_idle: Option<std::time::Duration>,
+    pub pacing: crate::source::pace::Pacing,
+    /// The year for timestamps without one (`parse.default_year`, else this year).
+    pub default_year: i32,
     /// The model-worker stage (`[model]`, paths resolved); runs in process 0 when enabled.
     pub model: crate::model::ModelConfig,
     /// The deployment loop (`[deploy]`, paths resolved).
@@ -220,6 +225,18 @@ impl Plan {
                 .iter()
                 .any(|i| i.follow || i.kind == InputKind::Stdin);
 
+        ov.pacing.validate().map_err(&err)?;
+        if live && (ov.pacing.is_paced() || ov.pacing.loops > 1) {
+            return Err(err(
+                "--rate, --speedup and --loop replay files; they do not apply to live inputs (stdin, --follow, Kafka)".into(),
+            ));
+        }
+        // At a fixed rate an epoch holds about 10 ms of lines (the same for the same rate), so
+        // that incidents do not wait for a big batch to fill.
+        let batch_lines = match ov.pacing.rate {
+            Some(r) => spec.job.batch_lines.min(((r / 100.0) as usize).max(64)),
+            None => spec.job.batch_lines,
+        };
         let workers = ov.workers.unwrap_or(spec.job.workers);
         if workers == 0 {
             return Err(err("workers must be at least 1".into()));
@@ -311,7 +328,7 @@ impl Plan {
             cluster,
             inputs,
             live,
-            batch_lines: spec.job.batch_lines,
+            batch_lines,
             max_inflight_epochs: spec.job.max_inflight_epochs,
             tick_ms: spec.job.tick.0,
             idle_flush_ms: spec.job.idle_flush.0,
@@ -329,6 +346,8 @@ impl Plan {
             state_dir,
             checkpoint_epochs: (spec.job.checkpoint.0 / spec.job.tick.0.max(1)).max(1) as u64,
             exit_when_idle: ov.exit_when_idle,
+            pacing: ov.pacing,
+            default_year,
             model,
             deploy,
         })

@@ -23,6 +23,7 @@ mod openai;
 mod processes;
 mod prometheus;
 mod reference;
+mod replay;
 mod sandbox;
 mod specs;
 mod templates;
