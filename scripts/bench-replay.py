@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Replay benchmarks: writes BENCHMARKS.md from one run.
+"""Replay benchmarks: writes BENCHMARKS.md from one run (about 2 minutes on 2 cores).
 
 Builds the release binary, makes 1M-line files (HDFS_2k and BGL_2k from ../shared/loghub
 replayed 500 times, when present, and generated mixed logs), replays each through the full
@@ -196,7 +196,7 @@ def write(rows, rate_s, samples, rss_10_20, rss_last, drains):
                 "| file | lines/s | clusters |", "|---|---|---|"]
         for label, d in drains:
             out.append(f"| {label} | {d['lines_per_second'] / 1e3:.0f} k | {d['clusters']} |")
-    out += ["", "Reproduce: `python3 scripts/bench-replay.py` (about 6 minutes; `--no-drain3` skips Drain3)."]
+    out += ["", "Reproduce: `python3 scripts/bench-replay.py` (about 2 minutes; `--no-drain3` skips Drain3)."]
     open(args.out, "w").write("\n".join(out) + "\n")
     say(f"wrote {args.out}")
 
