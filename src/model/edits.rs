@@ -60,11 +60,20 @@ pub enum EditError {
     Check(String),
 }
 
-fn safe(path: &str) -> bool {
+/// A path an edit may touch: relative, no `..`, not in `.git`, and no symbolic link on the
+/// way from `repo` to it (a link could lead out of the repository).
+fn safe(repo: &Path, path: &str) -> bool {
     let p = Path::new(path);
-    !path.is_empty()
-        && p.components().all(|c| matches!(c, Component::Normal(_)))
-        && !path.contains(".git/")
+    let plain = !path.is_empty()
+        && p.components()
+            .all(|c| matches!(c, Component::Normal(n) if n != ".git"));
+    plain
+        && p.ancestors()
+            .filter(|a| !a.as_os_str().is_empty())
+            .all(|a| {
+                std::fs::symlink_metadata(repo.join(a))
+                    .map_or(true, |m| !m.file_type().is_symlink())
+            })
 }
 
 /// Applies `edits` to the files of `repo`, in order (later edits see earlier ones).
@@ -76,7 +85,7 @@ pub fn apply(repo: &Path, edits: &[Edit]) -> Result<Patch, EditError> {
     let mut files: BTreeMap<String, String> = BTreeMap::new();
     for (index, e) in edits.iter().enumerate() {
         let path = e.path.clone();
-        if !safe(&path) {
+        if !safe(repo, &path) {
             return Err(EditError::Path { index, path });
         }
         if !files.contains_key(&path) {
@@ -275,6 +284,18 @@ mod tests {
         ));
         assert!(matches!(
             apply(d, &[edit("/etc/passwd", "root", "x")]),
+            Err(EditError::Path { .. })
+        ));
+        assert!(matches!(
+            apply(d, &[edit(".git/config", "", "x")]),
+            Err(EditError::Path { .. })
+        ));
+        // A symbolic link inside the repository that leads out of it.
+        let outside = tempfile::tempdir().expect("outside");
+        std::fs::write(outside.path().join("secret.py"), "token = 1\n").expect("secret");
+        std::os::unix::fs::symlink(outside.path(), d.join("lib")).expect("symlink");
+        assert!(matches!(
+            apply(d, &[edit("lib/secret.py", "token = 1", "token = 2")]),
             Err(EditError::Path { .. })
         ));
         assert!(matches!(

@@ -22,6 +22,7 @@ mod monitoring;
 mod openai;
 mod processes;
 mod prometheus;
+mod props;
 mod reference;
 mod replay;
 mod sandbox;
