@@ -255,6 +255,7 @@ fn end_to_end(c: &mut Criterion) {
         templates: 500,
         start_ms: 1_767_225_600_000,
         step_ms: 1,
+        unique: false,
     };
     let mut out = std::io::BufWriter::new(std::fs::File::create(&log).expect("log"));
     generate(&spec, &mut out).expect("generate");

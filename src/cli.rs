@@ -70,6 +70,9 @@ pub struct GenerateArgs {
     /// Where to write (default: stdout).
     #[arg(short, long, value_name = "PATH")]
     pub output: Option<PathBuf>,
+    /// Adversarial cardinality instead: every line random words (`--errors` of them at ERROR).
+    #[arg(long)]
+    pub unique: bool,
 }
 
 impl GenerateArgs {
@@ -88,6 +91,7 @@ impl GenerateArgs {
             templates: self.templates.max(1),
             start_ms: 1_767_225_600_000,
             step_ms: 1,
+            unique: self.unique,
         })
     }
 }

@@ -25,6 +25,9 @@ pub struct GenSpec {
     /// First timestamp, and milliseconds between events.
     pub start_ms: Millis,
     pub step_ms: Millis,
+    /// Adversarial cardinality: every line is made of random words (no two alike), a share
+    /// `error_share` of them at level ERROR.
+    pub unique: bool,
 }
 
 /// xorshift64*: fast, seeded, good enough for load.
@@ -150,6 +153,28 @@ fn trace(k: u32, r: &mut Rng) -> (String, Vec<String>) {
     }
 }
 
+/// A random lowercase word of 3 to 10 letters.
+fn word(r: &mut Rng, buf: &mut String) {
+    let mut bits = r.next();
+    for _ in 0..3 + bits % 8 {
+        bits = bits.rotate_right(5) ^ r.next();
+        buf.push((b'a' + (bits % 26) as u8) as char);
+    }
+}
+
+/// One line of random words (`unique`).
+fn unique_line(ts: &str, error: bool, r: &mut Rng, buf: &mut String) {
+    buf.push_str(ts);
+    buf.push_str(if error { " ERROR [" } else { " INFO [" });
+    word(r, buf);
+    buf.push(']');
+    for _ in 0..3 + r.below(10) {
+        buf.push(' ');
+        word(r, buf);
+    }
+    buf.push('\n');
+}
+
 /// Writes `spec.lines` lines; returns how many error events it wrote.
 pub fn generate(spec: &GenSpec, out: &mut dyn Write) -> std::io::Result<u64> {
     let mut r = Rng(spec.seed.max(1) ^ 0x9e37_79b9_7f4a_7c15);
@@ -159,6 +184,14 @@ pub fn generate(spec: &GenSpec, out: &mut dyn Write) -> std::io::Result<u64> {
         buf.clear();
         t += spec.step_ms;
         let ts = format_rfc3339(t);
+        if spec.unique {
+            let error = r.chance(spec.error_share);
+            errors += u64::from(error);
+            unique_line(&ts, error, &mut r, &mut buf);
+            written += 1;
+            out.write_all(buf.as_bytes())?;
+            continue;
+        }
         let service = SERVICES[r.below(SERVICES.len() as u64) as usize];
         let error = r.chance(spec.error_share);
         let kind = r.below(u64::from(spec.error_kinds.max(1))) as u32;
@@ -229,6 +262,7 @@ mod tests {
             templates: 300,
             start_ms: 1_700_000_000_000,
             step_ms: 3,
+            unique: false,
         }
     }
 
@@ -256,5 +290,20 @@ mod tests {
             assert!(text.contains(needle), "{needle}");
         }
         assert!((100..300).contains(&errors), "{errors} error events at 10%");
+        let mut u = Vec::new();
+        generate(
+            &GenSpec {
+                unique: true,
+                ..spec(9)
+            },
+            &mut u,
+        )
+        .expect("write");
+        let text = String::from_utf8(u).expect("utf8");
+        let lines: std::collections::HashSet<&str> = text
+            .lines()
+            .map(|l| l.split_once(' ').map_or(l, |x| x.1))
+            .collect();
+        assert_eq!(lines.len(), 2000, "random lines do not repeat");
     }
 }

@@ -71,7 +71,9 @@ pub struct JobConfig {
     /// replays give the same result for any number of workers.
     pub batch_lines: usize,
     /// Epochs an input may run ahead of the slowest output before it waits (back-pressure).
-    pub max_inflight_epochs: u64,
+    /// Default: 2 for replays (what is in flight stays in cache), 8 for live inputs (ticks of
+    /// wall-clock time: room to catch up after a stall).
+    pub max_inflight_epochs: Option<u64>,
     /// Epoch length for live inputs (stdin, `follow`): they are stamped with wall-clock ticks.
     pub tick: Duration,
     /// How long a live input must be quiet before its open multiline record is flushed.
@@ -93,7 +95,7 @@ impl Default for JobConfig {
             // Small epochs, few in flight: what is in flight stays in cache (measured on BGL,
             // 1 worker: 16384 x 16 gave 0.42 M lines/s, 4096 x 2 gave 0.83 M).
             batch_lines: 4096,
-            max_inflight_epochs: 2,
+            max_inflight_epochs: None,
             tick: Duration(100),
             idle_flush: Duration(1000),
             state_dir: None,

@@ -241,7 +241,11 @@ impl Plan {
         if workers == 0 {
             return Err(err("workers must be at least 1".into()));
         }
-        if spec.job.batch_lines == 0 || spec.job.max_inflight_epochs == 0 {
+        let max_inflight_epochs = spec
+            .job
+            .max_inflight_epochs
+            .unwrap_or(if live { 8 } else { 2 });
+        if spec.job.batch_lines == 0 || max_inflight_epochs == 0 {
             return Err(err(
                 "job.batch_lines and job.max_inflight_epochs must be at least 1".into(),
             ));
@@ -329,7 +333,7 @@ impl Plan {
             inputs,
             live,
             batch_lines,
-            max_inflight_epochs: spec.job.max_inflight_epochs,
+            max_inflight_epochs,
             tick_ms: spec.job.tick.0,
             idle_flush_ms: spec.job.idle_flush.0,
             max_line_bytes: spec.parse.max_line_bytes,

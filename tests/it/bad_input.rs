@@ -64,3 +64,27 @@ fn bad_input_goes_to_dead_letters_and_the_job_finishes() {
         "the cut traceback still makes an incident"
     );
 }
+
+#[test]
+fn a_full_output_disk_fails_the_job_with_the_reason() {
+    // /dev/full: every write fails with ENOSPC, as on a full disk.
+    let log = crate::common::root().join("fixtures/logs/python.log");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ov = hephaestus::spec::Overrides {
+        inputs: vec![log.display().to_string()],
+        output: Some(std::path::PathBuf::from("/dev/full")),
+        dead_letters: Some(dir.path().join("dead.jsonl")),
+        no_metrics: true,
+        ..Default::default()
+    };
+    let plan =
+        hephaestus::spec::Plan::load(&crate::common::root().join("dataflows/bench.toml"), ov)
+            .expect("plan");
+    let err = hephaestus::job::run(plan, hephaestus::job::Shutdown::default())
+        .expect_err("a full disk is an error");
+    let msg = err.to_string();
+    assert!(
+        msg.contains("writing incidents") && msg.contains("No space left on device"),
+        "{msg}"
+    );
+}

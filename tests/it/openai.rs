@@ -61,6 +61,10 @@ impl Server {
                             r[0].clone()
                         }
                     };
+                    if status == 0 {
+                        // A server that takes the request and never answers.
+                        tokio::time::sleep(Duration::from_secs(3600)).await;
+                    }
                     let mut head = format!(
                         "HTTP/1.1 {status} X\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n",
                         body.len()
@@ -275,5 +279,24 @@ async fn a_failing_server_falls_back_to_builtin() {
     assert!(
         backends.windows(2).any(|w| w == ["openai", "builtin"]),
         "{backends:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_server_that_never_answers_times_out_and_is_retried() {
+    let (server, url) = Server::start(vec![(0, vec![], String::new())]).await;
+    let b = backend(&url, |c| {
+        c.timeout = hephaestus::time::Duration(200);
+        c.max_retries = 1;
+    });
+    let r = b.call(&request()).await;
+    assert!(
+        matches!(&r, Err(BackendError::Unavailable(m)) if m.contains("1 retries")),
+        "{r:?}"
+    );
+    assert_eq!(
+        server.requests(),
+        2,
+        "one try and one retry, each cut at the timeout"
     );
 }

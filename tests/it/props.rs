@@ -126,7 +126,7 @@ proptest! {
     fn the_dataflow_equals_the_reference(seed in any::<u64>(), workers in 1usize..=4) {
         let dir = tempfile::tempdir().expect("tempdir");
         let log = dir.path().join("gen.log");
-        let spec = hephaestus::generate::GenSpec { lines: 3000, seed, error_share: 0.2, error_kinds: 10, templates: 40, start_ms: 1_767_225_600_000, step_ms: 250 };
+        let spec = hephaestus::generate::GenSpec { lines: 3000, seed, error_share: 0.2, error_kinds: 10, templates: 40, start_ms: 1_767_225_600_000, step_ms: 250, unique: false };
         hephaestus::generate::generate(&spec, &mut std::fs::File::create(&log).expect("log")).expect("generate");
         let toml = dir.path().join("spec.toml");
         std::fs::write(&toml, "[job]\nbatch_lines = 17\n\n[[sources]]\npaths = [\"gen.log\"]\n\n[incident]\nwindow = \"1m\"\nquiet_period = \"2m\"\nreemit_interval = \"1m\"\n\n[metrics]\nenabled = false\n").expect("spec");

@@ -34,6 +34,7 @@ fn generated(lines: u64, step_ms: i64) -> (tempfile::TempDir, PathBuf) {
         templates: 50,
         start_ms: 1_767_225_600_000,
         step_ms,
+        unique: false,
     };
     let mut f = std::fs::File::create(&path).expect("file");
     hephaestus::generate::generate(&spec, &mut f).expect("generate");
