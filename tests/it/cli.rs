@@ -100,3 +100,28 @@ fn replay_exits_zero_with_a_summary_even_with_dead_letters() {
         v["incident_updates"].as_u64().expect("n")
     );
 }
+
+#[test]
+fn a_metrics_port_already_taken_is_a_clear_error() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = taken.local_addr().expect("addr");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let spec = dir.path().join("job.toml");
+    let log = crate::common::root().join("fixtures/logs/python.log");
+    std::fs::write(
+        &spec,
+        format!("[[sources]]\npaths = [{:?}]\n[output]\nincidents = \"none\"\n[metrics]\nenabled = true\nlisten = \"{addr}\"\n", log.display().to_string()),
+    )
+    .expect("spec");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_hephaestus"))
+        .arg("run")
+        .arg(&spec)
+        .output()
+        .expect("run");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains(&format!("cannot listen on {addr}")) && stderr.contains("in use"),
+        "{stderr}"
+    );
+}

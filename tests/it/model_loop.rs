@@ -27,7 +27,8 @@ elif role == "code_fixer":
     ans = {"type": "fix", "edits": [{"path": "calc.py", "search": "return sum(values) / len(values)", "replace": new}], "explanation": mode}
 elif role == "test_generator":
     test = "import unittest\nfrom calc import average\n\nclass Repro(unittest.TestCase):\n    def test_empty(self):\n        average([])\n"
-    ans = {"type": "tests", "kind": "unit", "edits": [{"path": "test_repro.py", "search": "", "replace": test}], "command": "python3 -m unittest -q test_repro"}
+    command = "sleep 600" if mode == "hang" else "python3 -m unittest -q test_repro"
+    ans = {"type": "tests", "kind": "unit", "edits": [{"path": "test_repro.py", "search": "", "replace": test}], "command": command}
 else:
     ans = {"type": "report", "markdown": "# Scripted report\n"}
 json.dump({"answer": ans, "usage": {"prompt_tokens": 1000, "completion_tokens": 100, "cost_usd": cost}}, sys.stdout)
@@ -235,4 +236,20 @@ fn an_exhausted_budget_degrades_to_analysis() {
     let s = stage.finish();
     assert_eq!(s.budget_exhausted, 1, "{s:?}");
     assert_eq!(calls(&root).len(), 2);
+}
+
+#[test]
+fn a_hanging_test_command_is_killed_and_rejected() {
+    let root = scratch("hang");
+    let (repo, log) = python_project(&root);
+    let model = format!(
+        "max_attempts = 1\n{}{}\n[model.sandbox]\ntimeout = \"1s\"\n",
+        agent(&root, "hang", 0.0),
+        repository(&repo)
+    );
+    let (summary, attempts) = run_job(&root, &log, &model);
+    let m = summary.model.expect("model summary");
+    assert_eq!((m.validated, m.rejected), (0, 1), "{m:?}");
+    let feedback = attempts[0]["feedback"].as_str().unwrap_or_default();
+    assert!(feedback.contains("TimedOut"), "{feedback}");
 }
