@@ -63,6 +63,18 @@ fn bad_input_goes_to_dead_letters_and_the_job_finishes() {
             .any(|v| v["kind"] == "trace" && v["count"] == 1),
         "the cut traceback still makes an incident"
     );
+    // Every record (a joined traceback is one) ends in an incident, a dead letter, or both (the
+    // cut traceback); none is lost.
+    let in_incidents: u64 = finals.values().filter_map(|v| v["count"].as_u64()).sum();
+    let only_dead = out.summary.dead_letters - 1;
+    let records = out.summary.records + only_dead;
+    let accounted = in_incidents + only_dead + (out.summary.records - out.summary.error_events);
+    assert_eq!(accounted, records);
+    crate::common::reliability(
+        "malformed input (records)",
+        "invalid UTF-8, a 10 MiB line, binary bytes, cut JSON, a cut traceback, among good lines",
+        (records, accounted, records - accounted, 0),
+    );
 }
 
 #[test]

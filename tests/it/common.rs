@@ -195,3 +195,24 @@ pub fn http_body(buf: &[u8]) -> Option<Vec<u8>> {
         .unwrap_or(0);
     (buf.len() >= end + 4 + len).then(|| buf[end + 4..end + 4 + len].to_vec())
 }
+
+/// One row of RELIABILITY.md: what a fault test injected and what came out, appended to
+/// `target/reliability.jsonl` (`scripts/reliability.py` turns the rows of one run into the table).
+pub fn reliability(fault: &str, injected: &str, events: (u64, u64, u64, u64)) {
+    let (events_in, events_out, lost, duplicated) = events;
+    let row = serde_json::json!({
+        "fault": fault, "injected": injected, "in": events_in, "out": events_out,
+        "lost": lost, "duplicated": duplicated,
+    });
+    let path = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .join("..")
+        .join("reliability.jsonl");
+    if let Ok(mut f) = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+    {
+        use std::io::Write;
+        let _ = writeln!(f, "{row}");
+    }
+}
