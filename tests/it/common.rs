@@ -216,3 +216,15 @@ pub fn reliability(fault: &str, injected: &str, events: (u64, u64, u64, u64)) {
         let _ = writeln!(f, "{row}");
     }
 }
+
+/// A model-stage fault as a reliability row: every incident handed over is worked on, counted
+/// as a recurrence, or skipped (none vanishes).
+pub fn model_reliability(fault: &str, injected: &str, m: &hephaestus::model::stage::StageSummary) {
+    let worked = m.validated + m.rejected + m.analysis_only + m.budget_exhausted;
+    let accounted = worked + m.recurrences + m.skipped;
+    reliability(
+        fault,
+        injected,
+        (m.offered, accounted, m.offered.saturating_sub(accounted), 0),
+    );
+}

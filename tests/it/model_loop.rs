@@ -250,6 +250,11 @@ fn a_hanging_test_command_is_killed_and_rejected() {
     let (summary, attempts) = run_job(&root, &log, &model);
     let m = summary.model.expect("model summary");
     assert_eq!((m.validated, m.rejected), (0, 1), "{m:?}");
+    crate::common::model_reliability(
+        "sandbox command hanging (incidents)",
+        "the reproducing test sleeps 600 s; sandbox timeout 1 s",
+        &m,
+    );
     let feedback = attempts[0]["feedback"].as_str().unwrap_or_default();
     assert!(feedback.contains("TimedOut"), "{feedback}");
 }

@@ -269,6 +269,11 @@ async fn a_failing_server_falls_back_to_builtin() {
             .expect("job");
     let m = summary.model.expect("model summary");
     assert_eq!(m.validated, 1, "{m:?}\n{attempts:#?}");
+    crate::common::model_reliability(
+        "model server answering only HTTP 500 (incidents)",
+        "every chat-completions call fails; the builtin backend answers instead",
+        &m,
+    );
     assert!(server.requests() >= 1);
     let backends: Vec<&str> = attempts[0]["steps"]
         .as_array()
