@@ -256,7 +256,19 @@ fn the_job_waits_out_a_broker_outage_and_loses_nothing() {
 
     std::thread::sleep(Duration::from_millis(1500));
     cluster.broker_down(-1).expect("broker down");
+    // The mock broker closes its listener while down and listens on the same port again when
+    // up: hold the port meanwhile, or another test of this binary binding an ephemeral port may
+    // take it and the broker never comes back.
+    let hold = addr.parse::<std::net::SocketAddr>().ok().and_then(|a| {
+        (0..50).find_map(|_| {
+            std::net::TcpListener::bind(a).ok().or_else(|| {
+                std::thread::sleep(Duration::from_millis(20));
+                None
+            })
+        })
+    });
     std::thread::sleep(Duration::from_secs(3));
+    drop(hold);
     cluster.broker_up(-1).expect("broker up");
 
     // Once everything sent has been delivered and the job has committed all of it, stop it.
