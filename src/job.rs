@@ -175,16 +175,17 @@ pub fn run(plan: Plan, shutdown: Shutdown) -> Result<Summary, JobError> {
     }
     let s = &ctx.stats;
     let lines = Stats::get(&s.lines);
+    let lines_per_second = if seconds > 0.0 {
+        lines as f64 / seconds
+    } else {
+        0.0
+    };
     let summary = Summary {
         process,
         lines,
         bytes: Stats::get(&s.bytes),
         seconds,
-        lines_per_second: if seconds > 0.0 {
-            lines as f64 / seconds
-        } else {
-            0.0
-        },
+        lines_per_second,
         records: Stats::get(&s.records),
         error_events: Stats::get(&s.error_events),
         incidents: Stats::get(&s.incidents),
@@ -198,7 +199,7 @@ pub fn run(plan: Plan, shutdown: Shutdown) -> Result<Summary, JobError> {
         event_to_incident: s.latency.summary(),
         peak_rss_bytes: crate::metrics::process::peak_resident_bytes().unwrap_or(0),
         rate: ctx.pacer.pacing.rate.map(|asked| {
-            let achieved = if seconds > 0.0 { lines as f64 / seconds } else { 0.0 };
+            let achieved = lines_per_second;
             let kept_up = achieved >= asked * 0.98;
             if !kept_up {
                 eprintln!(

@@ -37,8 +37,7 @@ fn manager(spec_path: &Path) -> Result<(Manager, Notifier), FixesError> {
         .unwrap_or_default();
     let resolve = |p: std::path::PathBuf| if p.is_absolute() { p } else { dir.join(p) };
     let (mut model, mut deploy) = (spec.model.clone(), spec.deploy.clone());
-    model.repository.path = resolve(model.repository.path.clone());
-    model.repository.work_dir = model.repository.work_dir.take().map(resolve);
+    model.plan(resolve).map_err(FixesError::Spec)?;
     deploy.plan(resolve).map_err(FixesError::Spec)?;
     let notifier = Notifier::new(&deploy.notify).map_err(FixesError::Spec)?;
     Ok((

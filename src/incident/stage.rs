@@ -215,13 +215,12 @@ impl<'s> TrackIncidents<'s> for StreamVec<'s, Epoch, Clustered> {
                     }
                     book.close_epoch(&mut emit, &mut retract);
                     let now = crate::time::now_ms();
-                    if latency.on() {
-                        for c in &epoch.events {
-                            latency.observe_ms(now, c.event.record.ingest_ms);
-                        }
-                    }
-                    latency.clone().flush(&event_to_incident);
-                    // The report's latencies: runs of events read in the same batch share one.
+                    // Events read in the same batch share their latency: one observation per
+                    // run, for the report's histogram and (when served) the metrics' one.
+                    let mut record = |ms: u64, n: u64| {
+                        stats.latency.add(ms, n);
+                        latency.observe_n(ms as f64 / 1000.0, n);
+                    };
                     let mut run: Option<(u64, u64)> = None;
                     for c in &epoch.events {
                         let ms = (now - c.event.record.ingest_ms).max(0) as u64;
@@ -229,14 +228,15 @@ impl<'s> TrackIncidents<'s> for StreamVec<'s, Epoch, Clustered> {
                             Some((l, n)) if *l == ms => *n += 1,
                             _ => {
                                 if let Some((l, n)) = run.replace((ms, 1)) {
-                                    stats.latency.add(l, n);
+                                    record(l, n);
                                 }
                             }
                         }
                     }
                     if let Some((l, n)) = run {
-                        stats.latency.add(l, n);
+                        record(l, n);
                     }
+                    latency.clone().flush(&event_to_incident);
                     op_metrics.batch(epoch.events.len(), &[emit.len()]);
                     op_metrics.latency(&mut latency);
                     report(&stats, worker, &book, emit.len());

@@ -117,18 +117,18 @@ impl Default for ModelConfig {
 }
 
 impl ModelConfig {
-    /// Resolves relative paths against the spec's directory (`resolve`) and checks the section;
+    /// Resolves relative paths against the spec's directory (`resolve`) and, when the stage is enabled, checks the section;
     /// an error names the key.
     pub fn plan(&mut self, resolve: impl Fn(PathBuf) -> PathBuf) -> Result<(), String> {
-        if !self.enabled {
-            return Ok(());
-        }
         let repo = &mut self.repository;
         repo.path = resolve(repo.path.clone());
         repo.work_dir = repo.work_dir.take().map(&resolve);
         self.reports_dir = self.reports_dir.take().map(&resolve);
         if !matches!(self.attempts.as_str(), "none" | "stdout" | "") {
             self.attempts = resolve(PathBuf::from(&self.attempts)).display().to_string();
+        }
+        if !self.enabled {
+            return Ok(());
         }
         if self.automation > Level::Analysis && !repo.path.join(".git").exists() {
             return Err(format!(
