@@ -12,6 +12,7 @@ pub mod cli;
 pub mod cluster;
 pub mod deploy;
 pub mod detect;
+pub mod fuzz;
 pub mod generate;
 pub mod incident;
 pub mod job;

@@ -305,7 +305,10 @@ impl Masker {
                 .iter()
                 .take_while(|&&b| b.is_ascii_alphabetic() || b == b'%')
                 .count();
-            if alpha > 0 && is_unit(&self.cur[..alpha]) {
+            // `12 ms,` and `16.0 KB)` join; `52211 s-1` does not (`s-1` is a word, and
+            // `<*>-1` would mask again to `<*>`: masking must be idempotent).
+            let tail_is_punct = self.cur[alpha..].iter().all(|b| !b.is_ascii_alphanumeric());
+            if alpha > 0 && tail_is_punct && is_unit(&self.cur[..alpha]) {
                 let rest = self.cur[alpha..].to_vec();
                 self.prev.extend_from_slice(&rest);
                 return;
@@ -389,6 +392,7 @@ mod tests {
                 "interface <*> alt0 <*>",
             ),
             ("delete blk_1234 blk_5678 blk_9012", "delete <*>"),
+            ("port 52211 s-1 up", "port <*> s-1 up"),
             (
                 "ask 10.0.0.1:50010 to delete 1234 5678 9012",
                 "ask <*>:<*> to delete <*>",
@@ -408,6 +412,8 @@ mod tests {
             "'unterminated quote",
             "é=1 ü",
             "3 KB 4 ms",
+            // Found by the fuzzer (mask_mine): a unit glued to more than punctuation.
+            "port 52211 s-1 kernel",
         ] {
             let once = mask_line(s);
             assert_eq!(mask_line(&once), once, "{s}");

@@ -10,6 +10,7 @@ mod cli;
 mod common;
 mod dedup;
 mod deploy;
+mod fuzz;
 mod golden;
 mod kafka;
 mod kafka_faults;

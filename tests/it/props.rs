@@ -8,7 +8,7 @@ use proptest::prelude::*;
 use hephaestus::cluster::mask::mask;
 use hephaestus::cluster::miner::Miner;
 use hephaestus::multiline::{Joiner, MultilineConfig};
-use hephaestus::parse::{FormatChoice, HeaderFormat, Parser, SourceFormat};
+use hephaestus::parse::Parser;
 use hephaestus::record::{Position, RawLine};
 
 fn raw(bytes: Vec<u8>, line: u64) -> RawLine {
@@ -25,31 +25,7 @@ fn raw(bytes: Vec<u8>, line: u64) -> RawLine {
 }
 
 fn parsers() -> Vec<Parser> {
-    let fixed = [
-        SourceFormat::Auto,
-        SourceFormat::Json,
-        SourceFormat::Logfmt,
-        SourceFormat::Syslog,
-        SourceFormat::Access,
-        SourceFormat::Generic,
-        SourceFormat::Plain,
-    ];
-    let mut out: Vec<Parser> = fixed
-        .into_iter()
-        .map(|f| Parser {
-            format: FormatChoice::Fixed(f),
-            service: None,
-            default_year: 2024,
-        })
-        .collect();
-    let header =
-        HeaderFormat::new("<Date> <Time> <Pid> <Level> <Component>: <Content>").expect("header");
-    out.push(Parser {
-        format: FormatChoice::Header(std::sync::Arc::new(header)),
-        service: None,
-        default_year: 2024,
-    });
-    out
+    hephaestus::fuzz::parsers()
 }
 
 /// Log-looking text: timestamps, braces, quotes, `=`, brackets, traces, and arbitrary unicode.
