@@ -39,9 +39,24 @@ pub struct Ctx {
     /// Where worker 0's incident sink hands incidents to the model stage, when it runs.
     pub model: Option<crate::model::queue::Handoff>,
     errors: Arc<Mutex<Vec<String>>>,
+    /// Set by `fail`: the workers stop stepping at once.
+    fatal: Arc<AtomicBool>,
 }
 
 impl Ctx {
+    /// Records an error after which the job must not go on (an output that cannot be
+    /// written): every worker of this process stops stepping, so no probe passes what was not
+    /// written and nothing more is committed, as after a crash. The job fails with `message`.
+    pub fn fail(&self, message: String) {
+        self.error(message);
+        self.fatal.store(true, Ordering::Relaxed);
+        self.shutdown.trigger();
+    }
+
+    fn is_fatal(&self) -> bool {
+        self.fatal.load(Ordering::Relaxed)
+    }
+
     /// Records an error that does not stop the other workers; the job fails at the end.
     pub fn error(&self, message: String) {
         eprintln!("hephaestus: error: {message}");
@@ -146,13 +161,23 @@ pub fn run(plan: Plan, shutdown: Shutdown) -> Result<Summary, JobError> {
         model: stage.as_ref().map(|s| s.handoff()),
         pacer: Arc::new(crate::source::pace::Pacer::new(plan_pacing)),
         errors: Arc::default(),
+        fatal: Arc::default(),
     };
     let started = Instant::now();
     let progress = crate::progress::Progress::start(ctx.stats.clone());
     let worker_ctx = ctx.clone();
     let guards = timely::execute(config, move |worker| {
         crate::pipeline::build(worker, worker_ctx.clone());
-        while worker.step_or_park(Some(std::time::Duration::from_millis(20))) {}
+        while !worker_ctx.is_fatal()
+            && worker.step_or_park(Some(std::time::Duration::from_millis(20)))
+        {}
+        if worker_ctx.is_fatal() {
+            // Stop where we are: dropping the dataflow drops its operators unfinished, so no
+            // probe passes what was not written (timely would otherwise step it to the end).
+            for id in worker.installed_dataflows() {
+                worker.drop_dataflow(id);
+            }
+        }
     })
     .map_err(JobError::Timely)?;
     for result in guards.join() {

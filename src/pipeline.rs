@@ -93,7 +93,7 @@ pub fn build(worker: &mut Worker, ctx: Ctx) {
                 .probe_with(&probe);
             }
         }
-        incidents.probe_with(&probe).write_incidents(&ctx);
-        dead.probe_with(&probe).write_dead_letters(&ctx);
+        incidents.write_incidents(&ctx).probe_with(&probe);
+        dead.write_dead_letters(&ctx).probe_with(&probe);
     });
 }

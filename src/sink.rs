@@ -13,9 +13,10 @@ use std::io::{BufWriter, Write};
 
 use serde::Serialize;
 use timely::ExchangeData;
+use timely::container::CapacityContainerBuilder;
 use timely::dataflow::StreamVec;
 use timely::dataflow::channels::pact::Exchange;
-use timely::dataflow::operators::Operator;
+use timely::dataflow::operators::{Capability, Operator};
 
 use crate::job::Ctx;
 use crate::metrics::Stats;
@@ -38,33 +39,56 @@ fn open(sink: &Sink) -> std::io::Result<Option<Box<dyn Write>>> {
 }
 
 /// Collects a stream on worker 0 and hands each completed epoch, in order, to `write`.
-fn collect_epochs<D, W>(stream: StreamVec<'_, Epoch, D>, name: &str, mut write: W)
+///
+/// The returned (empty) stream passes an epoch only once `write` has returned `true` for it:
+/// each pending epoch holds a capability until then, so a probe on it, which the Kafka source
+/// commits by, never runs ahead of what is on disk. An epoch whose write failed keeps its
+/// capability; the write has already failed the job (`Ctx::fail`), which stops the workers.
+fn collect_epochs<'s, D, W>(
+    stream: StreamVec<'s, Epoch, D>,
+    name: &str,
+    mut write: W,
+) -> StreamVec<'s, Epoch, ()>
 where
     D: ExchangeData,
-    W: FnMut(Vec<D>) + 'static,
+    W: FnMut(Vec<D>) -> bool + 'static,
 {
-    let mut pending: BTreeMap<Epoch, Vec<D>> = BTreeMap::new();
-    stream.sink(Exchange::new(|_: &D| 0), name, move |(input, frontier)| {
-        input.for_each_stamp(|cap, data| {
-            if let Some(t) = cap.least() {
-                let slot = pending.entry(*t).or_default();
-                for batch in data {
-                    slot.append(batch);
+    let mut pending: BTreeMap<Epoch, (Capability<Epoch>, Vec<D>)> = BTreeMap::new();
+    let mut failed: Vec<Capability<Epoch>> = Vec::new();
+    stream.unary_frontier::<CapacityContainerBuilder<Vec<()>>, _, _, _>(
+        Exchange::new(|_: &D| 0),
+        name,
+        move |_cap, _info| {
+            move |(input, frontier), _output| {
+                input.for_each_stamp(|cap, data| {
+                    if let Some(t) = cap.least().copied() {
+                        let slot = pending
+                            .entry(t)
+                            .or_insert_with(|| (cap.delayed(&t, 0), Vec::new()));
+                        for batch in data {
+                            slot.1.append(batch);
+                        }
+                    }
+                });
+                while let Some(entry) = pending.first_entry() {
+                    if frontier.less_equal(entry.key()) {
+                        break;
+                    }
+                    let (cap, batch) = entry.remove();
+                    if !write(batch) {
+                        failed.push(cap);
+                    }
                 }
             }
-        });
-        while let Some(entry) = pending.first_entry() {
-            if frontier.less_equal(entry.key()) {
-                break;
-            }
-            write(entry.remove());
-        }
-    });
+        },
+    )
 }
 
-/// A JSON-lines writer that records the first error and stops writing after it.
+/// A JSON-lines writer that fails the job at the first error and stops writing after it.
 struct Lines {
     out: Option<Box<dyn Write>>,
+    /// The output could not be opened or written: no epoch passes any more.
+    broken: bool,
     what: &'static str,
     ctx: Ctx,
 }
@@ -73,29 +97,36 @@ impl Lines {
     fn new(sink: &Sink, what: &'static str, ctx: &Ctx, active: bool) -> Lines {
         let out = if active {
             open(sink).unwrap_or_else(|e| {
-                ctx.error(format!("{what} output {sink:?}: {e}"));
+                ctx.fail(format!("{what} output {sink:?}: {e}"));
                 None
             })
         } else {
             None
         };
         Lines {
+            broken: active && out.is_none() && !matches!(sink, Sink::None),
             out,
             what,
             ctx: ctx.clone(),
         }
     }
 
-    fn write<T: Serialize>(&mut self, items: impl IntoIterator<Item = T>) {
-        let Some(out) = self.out.as_mut() else { return };
+    /// Writes and flushes one epoch's lines; false (and the job failed) when that did not work.
+    fn write<T: Serialize>(&mut self, items: impl IntoIterator<Item = T>) -> bool {
+        let Some(out) = self.out.as_mut() else {
+            return !self.broken;
+        };
         let result = items.into_iter().try_for_each(|item| {
             serde_json::to_writer(&mut *out, &item).map_err(std::io::Error::other)?;
             out.write_all(b"\n")
         });
         if let Err(e) = result.and_then(|()| out.flush()) {
-            self.ctx.error(format!("writing {}: {e}", self.what));
+            self.ctx.fail(format!("writing {}: {e}", self.what));
             self.out = None;
+            self.broken = true;
+            return false;
         }
+        true
     }
 }
 
@@ -111,12 +142,13 @@ struct DeadLine<'a> {
     preview: &'a str,
 }
 
-pub trait WriteIncidents {
-    fn write_incidents(self, ctx: &Ctx);
+pub trait WriteIncidents<'s> {
+    /// Writes the incidents; the returned stream passes an epoch once it is on disk.
+    fn write_incidents(self, ctx: &Ctx) -> StreamVec<'s, Epoch, ()>;
 }
 
-impl WriteIncidents for StreamVec<'_, Epoch, Incident> {
-    fn write_incidents(self, ctx: &Ctx) {
+impl<'s> WriteIncidents<'s> for StreamVec<'s, Epoch, Incident> {
+    fn write_incidents(self, ctx: &Ctx) -> StreamVec<'s, Epoch, ()> {
         let mut lines = Lines::new(
             &ctx.plan.incidents,
             "incidents",
@@ -134,20 +166,22 @@ impl WriteIncidents for StreamVec<'_, Epoch, Incident> {
                     Stats::add(&stats.incidents, 1);
                 }
             }
-            lines.write(&batch);
-            if let Some(model) = &model {
+            let written = lines.write(&batch);
+            if let Some(model) = model.as_ref().filter(|_| written) {
                 model.offer(batch);
             }
-        });
+            written
+        })
     }
 }
 
-pub trait WriteDeadLetters {
-    fn write_dead_letters(self, ctx: &Ctx);
+pub trait WriteDeadLetters<'s> {
+    /// Writes the dead letters; the returned stream passes an epoch once it is on disk.
+    fn write_dead_letters(self, ctx: &Ctx) -> StreamVec<'s, Epoch, ()>;
 }
 
-impl WriteDeadLetters for StreamVec<'_, Epoch, DeadLetter> {
-    fn write_dead_letters(self, ctx: &Ctx) {
+impl<'s> WriteDeadLetters<'s> for StreamVec<'s, Epoch, DeadLetter> {
+    fn write_dead_letters(self, ctx: &Ctx) -> StreamVec<'s, Epoch, ()> {
         let mut lines = Lines::new(
             &ctx.plan.dead_letters,
             "dead letters",
@@ -174,8 +208,8 @@ impl WriteDeadLetters for StreamVec<'_, Epoch, DeadLetter> {
                     detail: &d.detail,
                     bytes: d.bytes,
                     preview: &d.preview,
-                }));
+                }))
             },
-        );
+        )
     }
 }

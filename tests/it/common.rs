@@ -228,3 +228,12 @@ pub fn model_reliability(fault: &str, injected: &str, m: &hephaestus::model::sta
         (m.offered, accounted, m.offered.saturating_sub(accounted), 0),
     );
 }
+
+/// The JSON of the `hephaestus: summary` line a job prints on stderr at the end.
+pub fn summary_of(stderr: &str) -> serde_json::Value {
+    stderr
+        .lines()
+        .find_map(|l| l.strip_prefix("hephaestus: summary "))
+        .map(|s| serde_json::from_str(s).expect("summary JSON"))
+        .expect("summary line")
+}

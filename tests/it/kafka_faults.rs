@@ -14,7 +14,7 @@ use rdkafka::mocking::MockCluster;
 use serde_json::Value;
 
 use crate::broker::{Broker, committed, read_topic, read_until_quiet};
-use crate::common::{Reaped, Rng, files_with_ext, plan, root, run_plan, run_until};
+use crate::common::{Reaped, Rng, files_with_ext, plan, root, run_plan, run_until, summary_of};
 
 /// `services` log files of `lines` lines each: info noise, four message errors with numeric
 /// variables (their templates do not depend on arrival order) and two Java exceptions.
@@ -100,6 +100,26 @@ fn latest_counts(lines: impl IntoIterator<Item = Value>) -> BTreeMap<String, u64
         .collect()
 }
 
+/// Events counted more than once per incident, asserting the incidents are those of the file
+/// replay and that none lost an event.
+fn counted_twice(expected: &BTreeMap<String, u64>, counts: &BTreeMap<String, u64>) -> u64 {
+    assert_eq!(
+        counts.keys().collect::<Vec<_>>(),
+        expected.keys().collect::<Vec<_>>(),
+        "same incidents"
+    );
+    let mut twice = 0;
+    for (fp, want) in expected {
+        let got = counts[fp];
+        assert!(
+            got >= *want,
+            "incident {fp}: {got} counted, {want} error events (lost some)"
+        );
+        twice += got - want;
+    }
+    twice
+}
+
 fn kafka_spec(dir: &Path, addr: &str, group: &str) -> PathBuf {
     let path = dir.join(format!("{group}.toml"));
     let state = dir.join("state");
@@ -174,11 +194,7 @@ fn a_job_killed_mid_run_and_restarted_loses_nothing() {
     assert_eq!(sent.lines, total_lines as u64);
 
     // The second run read exactly the uncommitted window, once.
-    let summary: Value = stderr
-        .lines()
-        .find_map(|l| l.strip_prefix("hephaestus: summary "))
-        .map(|s| serde_json::from_str(s).expect("summary JSON"))
-        .expect("summary line");
+    let summary = summary_of(&stderr);
     let window = summary["lines"].as_u64().expect("lines");
     assert!(
         committed_lines > 0,
@@ -199,20 +215,7 @@ fn a_job_killed_mid_run_and_restarted_loses_nothing() {
             .iter()
             .map(|(_, _, p)| serde_json::from_slice(p).expect("JSON")),
     );
-    assert_eq!(
-        counts.keys().collect::<Vec<_>>(),
-        expected.keys().collect::<Vec<_>>(),
-        "same incidents"
-    );
-    let mut twice = 0;
-    for (fp, want) in &expected {
-        let got = counts[fp];
-        assert!(
-            got >= *want,
-            "incident {fp}: {got} counted, {want} error events (lost some)"
-        );
-        twice += got - want;
-    }
+    let twice = counted_twice(&expected, &counts);
     let second_events = summary["error_events"].as_u64().expect("error events");
     eprintln!(
         "SIGKILL mid-run: resumed at offsets {resume_at:?}; re-read {window} of {} lines \
@@ -314,5 +317,85 @@ fn the_job_waits_out_a_broker_outage_and_loses_nothing() {
             want.saturating_sub(got),
             got.saturating_sub(want),
         ),
+    );
+}
+
+#[test]
+fn a_full_output_disk_stops_the_job_and_a_restart_loses_nothing() {
+    let broker = Broker::start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let files = generate(dir.path(), 2, 5_000);
+    let (error_events, expected) = file_counts(&files);
+    let sent = replay::replay(
+        &replay_request(&broker.addr, files, None),
+        &Shutdown::default(),
+    )
+    .expect("replay");
+    let spec = dir.path().join("disk.toml");
+    std::fs::write(
+        &spec,
+        format!(
+            "[job]\nname = \"disk\"\nworkers = 2\ncheckpoint = \"200ms\"\nstate_dir = \"{}\"\n\
+             [[sources]]\ntopic = \"raw\"\nservice = \"shop\"\n\
+             [kafka]\nbrokers = \"{}\"\ngroup = \"disk\"\n",
+            dir.path().join("state").display(),
+            broker.addr
+        ),
+    )
+    .expect("spec");
+
+    // Run 1 writes its incidents to /dev/full (every write fails with ENOSPC): the job stops
+    // with the reason, and what it committed is only what it had written (nothing).
+    let run1 = spawn(&spec, Path::new("/dev/full"))
+        .take()
+        .wait_with_output()
+        .expect("run 1");
+    let stderr = String::from_utf8_lossy(&run1.stderr);
+    assert!(!run1.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("writing incidents: No space left on device"),
+        "{stderr}"
+    );
+    let committed_lines: i64 = committed(&broker.addr, "disk", "raw").iter().sum();
+    assert!(
+        (committed_lines as u64) < sent.lines,
+        "run 1 committed past what it could not write: {committed_lines} of {}",
+        sent.lines
+    );
+
+    // Run 2, the disk freed: resumes at the committed offsets, and every error event is in an
+    // incident; what run 1 had checkpointed is counted again only from the re-read window.
+    let out2 = dir.path().join("run2.jsonl");
+    let run2 = spawn(&spec, &out2)
+        .take()
+        .wait_with_output()
+        .expect("run 2");
+    let stderr = String::from_utf8_lossy(&run2.stderr);
+    assert!(run2.status.success(), "{stderr}");
+    let summary = summary_of(&stderr);
+    assert_eq!(
+        summary["lines"].as_u64(),
+        Some(sent.lines - committed_lines as u64),
+        "run 2 resumed at the committed offsets"
+    );
+    let counts = latest_counts(
+        std::fs::read_to_string(&out2)
+            .expect("run 2 output")
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("JSON")),
+    );
+    let twice = counted_twice(&expected, &counts);
+    let second_events = summary["error_events"].as_u64().expect("error events");
+    assert!(
+        twice <= second_events,
+        "duplicates only from the re-read window"
+    );
+    crate::common::reliability(
+        "output disk full (incidents file), job restarted with room (Kafka source)",
+        &format!(
+            "incidents written to /dev/full (ENOSPC); {} lines; run 1 committed {committed_lines}",
+            sent.lines
+        ),
+        (error_events, counts.values().sum(), 0, twice),
     );
 }
