@@ -73,11 +73,7 @@ fn replay_exits_zero_with_a_summary_even_with_dead_letters() {
         String::from_utf8_lossy(&out.stderr)
     );
     let err = String::from_utf8_lossy(&out.stderr);
-    let summary = err
-        .lines()
-        .find_map(|l| l.strip_prefix("hephaestus: summary "))
-        .expect("summary line");
-    let v: serde_json::Value = serde_json::from_str(summary).expect("summary JSON");
+    let v = crate::common::summary_of(&err);
     for key in [
         "lines",
         "bytes",
@@ -106,22 +102,59 @@ fn a_metrics_port_already_taken_is_a_clear_error() {
     let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let addr = taken.local_addr().expect("addr");
     let dir = tempfile::tempdir().expect("tempdir");
-    let spec = dir.path().join("job.toml");
     let log = crate::common::root().join("fixtures/logs/python.log");
-    std::fs::write(
-        &spec,
-        format!("[[sources]]\npaths = [{:?}]\n[output]\nincidents = \"none\"\n[metrics]\nenabled = true\nlisten = \"{addr}\"\n", log.display().to_string()),
-    )
-    .expect("spec");
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_hephaestus"))
-        .arg("run")
-        .arg(&spec)
-        .output()
-        .expect("run");
+    let job = |listen: &str| {
+        let spec = dir.path().join("job.toml");
+        std::fs::write(
+            &spec,
+            format!("[[sources]]\npaths = [{:?}]\n[output]\nincidents = \"incidents.jsonl\"\n[metrics]\nenabled = true\nlisten = \"{listen}\"\n", log.display().to_string()),
+        )
+        .expect("spec");
+        std::process::Command::new(env!("CARGO_BIN_EXE_hephaestus"))
+            .arg("run")
+            .arg(&spec)
+            .output()
+            .expect("run")
+    };
+    let out = job(&addr.to_string());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(
         stderr.contains(&format!("cannot listen on {addr}")) && stderr.contains("in use"),
         "{stderr}"
+    );
+    // Refused before reading: no output was started, so a rerun has everything to do.
+    let incidents = dir.path().join("incidents.jsonl");
+    assert!(!incidents.exists(), "the refused job wrote output");
+
+    let out = job("127.0.0.1:0");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let summary = crate::common::summary_of(&stderr);
+    let events = summary["error_events"].as_u64().expect("error events");
+    let mut latest = std::collections::BTreeMap::new();
+    for l in std::fs::read_to_string(&incidents)
+        .expect("incidents")
+        .lines()
+    {
+        let v: serde_json::Value = serde_json::from_str(l).expect("JSON");
+        let count = v["count"].as_u64().expect("count");
+        latest.insert(
+            v["fingerprint"].to_string(),
+            (v["state"] != "merged", count),
+        );
+    }
+    // Incidents merged into others are counted in the one they joined.
+    let counted: u64 = latest
+        .values()
+        .filter(|(live, _)| *live)
+        .map(|(_, n)| n)
+        .sum();
+    assert!(events > 0);
+    assert_eq!(counted, events, "every error event in an incident");
+    crate::common::reliability(
+        "metrics port already taken",
+        "metrics.listen on a bound port: exit 2 before reading; rerun on a free port",
+        (events, counted, events - counted, 0),
     );
 }
