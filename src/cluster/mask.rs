@@ -305,9 +305,11 @@ impl Masker {
                 .iter()
                 .take_while(|&&b| b.is_ascii_alphabetic() || b == b'%')
                 .count();
-            // `12 ms,` and `16.0 KB)` join; `52211 s-1` does not (`s-1` is a word, and
-            // `<*>-1` would mask again to `<*>`: masking must be idempotent).
-            let tail_is_punct = self.cur[alpha..].iter().all(|b| !b.is_ascii_alphanumeric());
+            // `12 ms,` and `16.0 KB)` join; `52211 s-1` and `/x1 s/17` do not: `<*>-1` and
+            // `/<*>/<*>` would mask again to `<*>`, and masking must be idempotent.
+            let tail_is_punct = self.cur[alpha..]
+                .iter()
+                .all(|b| matches!(b, b',' | b'.' | b';' | b':' | b')' | b']' | b'}' | b'\''));
             if alpha > 0 && tail_is_punct && is_unit(&self.cur[..alpha]) {
                 let rest = self.cur[alpha..].to_vec();
                 self.prev.extend_from_slice(&rest);
@@ -414,6 +416,7 @@ mod tests {
             "3 KB 4 ms",
             // Found by the fuzzer (mask_mine): a unit glued to more than punctuation.
             "port 52211 s-1 kernel",
+            "GET /order2024-03-01 s/17",
         ] {
             let once = mask_line(s);
             assert_eq!(mask_line(&once), once, "{s}");
