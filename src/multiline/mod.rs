@@ -97,10 +97,24 @@ fn starts_ws(s: &str) -> bool {
 
 /// `java.lang.IllegalStateException: …`, `TypeError: …`, `com.x.MyError`, `Error: …`.
 fn exception_header(s: &str) -> bool {
-    let name = s.split_once(": ").map_or(s, |(n, _)| n);
-    let name = name
-        .strip_prefix("Exception in thread ")
-        .map_or(name, |r| r.rsplit(' ').next().unwrap_or(r));
+    // The name is what comes before the first `: ` and may hold no space, so unless the line
+    // starts `Exception in thread`, the first space must follow a colon: one `memchr` instead
+    // of a substring search over every log line.
+    let name = if let Some(rest) = s.strip_prefix("Exception in thread ") {
+        let full = rest.split_once(": ").map_or(rest, |(n, _)| n);
+        full.rsplit(' ').next().unwrap_or(full)
+    } else {
+        match memchr::memchr(b' ', s.as_bytes()) {
+            None => s,
+            Some(i) if i > 0 && s.as_bytes()[i - 1] == b':' => &s[..i - 1],
+            Some(_) => return false,
+        }
+    };
+    exception_name(name)
+}
+
+/// `java.lang.IllegalStateException`, `TypeError`, `pkg.Outer$Fault`.
+fn exception_name(name: &str) -> bool {
     !name.is_empty()
         && !name.contains(' ')
         && name.bytes().next().is_some_and(|b| b.is_ascii_alphabetic())
@@ -364,6 +378,42 @@ mod tests {
         out.into_iter()
             .map(|r| (String::from_utf8(r.bytes).expect("utf8"), r.cut))
             .collect()
+    }
+
+    #[test]
+    fn exception_header_agrees_with_its_plain_definition() {
+        // The definition the fast path replaced: the name before the first `: `.
+        fn plain(s: &str) -> bool {
+            let name = s.split_once(": ").map_or(s, |(n, _)| n);
+            let name = name
+                .strip_prefix("Exception in thread ")
+                .map_or(name, |r| r.rsplit(' ').next().unwrap_or(r));
+            exception_name(name)
+        }
+        let words = [
+            "java.lang.IllegalStateException",
+            "TypeError",
+            "Error",
+            "a:b",
+            ":",
+            " ",
+            "Exception in thread \"main\"",
+            "x",
+            "msg",
+            "",
+            "ValueError:",
+            "e.F$Fault",
+            "::",
+        ];
+        let seps = ["", " ", ": ", ":", "  ", ": :"];
+        for a in words {
+            for sep in seps {
+                for b in words {
+                    let s = format!("{a}{sep}{b}");
+                    assert_eq!(exception_header(&s), plain(&s), "{s:?}");
+                }
+            }
+        }
     }
 
     #[test]
