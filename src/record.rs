@@ -9,6 +9,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::time::Millis;
 
+/// A short string stored inline up to 24 bytes (field names and values).
+pub type Text = compact_str::CompactString;
+
 /// Cuts `s` to at most `max_bytes` bytes on a character boundary, marking a cut with `…`
 /// (titles, samples and traces carried in incidents stay bounded).
 pub fn truncate(s: &str, max_bytes: usize) -> String {
@@ -147,7 +150,8 @@ pub struct LogRecord {
     pub host: Option<String>,
     /// The message, without header fields and without the stack trace.
     pub message: String,
-    pub fields: Vec<(String, String)>,
+    /// Other fields, name and value; short ones (most) are stored inline, without allocating.
+    pub fields: Vec<(Text, Text)>,
     /// Stack-trace lines that followed the head line, joined with `\n`.
     pub trace: Option<String>,
     /// HTTP status for access logs.

@@ -209,7 +209,7 @@ mod tests {
     fn access(method: &str, path: &str, status: &str) -> ErrorEvent {
         let fields = [("method", method), ("path", path), ("status", status)]
             .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .map(|&(k, v)| (k.into(), v.into()))
             .collect();
         let record = LogRecord {
             format: Format::Access,

@@ -5,7 +5,7 @@
 //! message `METHOD path status`, and client, user, method, path, protocol, bytes, referer and
 //! user agent as fields; `None` when the line is not an access log. No state.
 
-use crate::record::{Format, Level, LogRecord};
+use crate::record::{Format, Level, LogRecord, Text};
 use crate::time;
 
 /// Cheap pre-check: three space-separated tokens then ` [dd/`.
@@ -59,7 +59,7 @@ pub(crate) fn parse(line: &str, rec: &mut LogRecord, year: i32) -> Option<()> {
         400..=499 => Level::Warn,
         _ => Level::Info,
     };
-    let field = |k: &str, v: &str| (k.to_string(), v.to_string());
+    let field = |k: &str, v: &str| (Text::from(k), Text::from(v));
     rec.fields.extend([
         field("client", client),
         field("method", method),

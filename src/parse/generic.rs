@@ -55,7 +55,7 @@ pub(crate) fn parse(line: &str, rec: &mut LogRecord, year: i32) -> Option<()> {
         if let Some(inner) = tok.strip_prefix('[').and_then(|t| t.strip_suffix(']')) {
             match Level::parse(inner) {
                 Some(l) if rec.level == Level::Unknown => rec.level = l,
-                _ => rec.fields.push(("thread".to_string(), inner.to_string())),
+                _ => rec.fields.push(("thread".into(), inner.into())),
             }
             rest = after;
             continue;

@@ -96,20 +96,22 @@ impl HeaderFormat {
         &self.template
     }
 
-    /// The value of every field (in template order), or `None` when the line does not match.
-    fn fields<'a>(&self, line: &'a str, spans: &mut Vec<(usize, usize)>) -> Option<Vec<&'a str>> {
+    /// Fills `spans` with every field's (start, end) in template order; false when the line
+    /// does not match.
+    fn spans(&self, line: &str, spans: &mut Vec<(usize, usize)>) -> bool {
         if let Some(scanner) = &self.scanner {
-            return scanner
-                .spans(line.as_bytes(), spans)
-                .then(|| spans.iter().map(|&(a, b)| &line[a..b]).collect());
+            return scanner.spans(line.as_bytes(), spans);
         }
-        let caps = self.regex.captures(line)?;
-        Some(
+        spans.clear();
+        let Some(caps) = self.regex.captures(line) else {
+            return false;
+        };
+        spans.extend(
             self.names
                 .iter()
-                .map(|n| caps.name(n).map_or("", |m| m.as_str()))
-                .collect(),
-        )
+                .map(|n| caps.name(n).map_or((0, 0), |m| (m.start(), m.end()))),
+        );
+        true
     }
 
     /// The `<Content>` part of a line, or `None` when the line does not match.
@@ -132,35 +134,54 @@ impl HeaderFormat {
     }
 
     pub(crate) fn parse(&self, line: &str, rec: &mut LogRecord, year: i32) -> Result<(), Reject> {
-        let values = self.fields(line, &mut Vec::new()).ok_or_else(|| {
-            (
-                DeadReason::FormatMismatch,
-                format!("line does not match header `{}`", self.template),
-            )
-        })?;
-        let mut time_parts: Vec<&str> = Vec::new();
-        for ((name, value), role) in self.names.iter().zip(values).zip(&self.roles) {
-            match role {
-                Role::Time => time_parts.push(value),
-                Role::Level => rec.level = Level::parse(value).unwrap_or(Level::Unknown),
-                Role::Service => rec.service = Some(value.to_string()),
-                Role::Host => rec.host = Some(value.to_string()),
-                Role::Content => rec.message = value.to_string(),
-                Role::Field => rec.fields.push((name.clone(), value.to_string())),
-            }
+        // Per-thread scratch: a parse allocates only what the record keeps.
+        thread_local! {
+            static SCRATCH: std::cell::RefCell<(Vec<(usize, usize)>, String)> =
+                const { std::cell::RefCell::new((Vec::new(), String::new())) };
         }
-        let joined = match time_parts.as_slice() {
-            [one] => time::parse_field(one, year),
-            parts => time::parse_field(&parts.join(" "), year),
-        };
-        rec.ts = joined.or_else(|| {
-            time_parts
-                .iter()
-                .rev()
-                .find_map(|p| time::parse_field(p, year))
-        });
-        rec.format = Format::Header;
-        Ok(())
+        SCRATCH.with_borrow_mut(|(spans, joined)| {
+            if !self.spans(line, spans) {
+                return Err((
+                    DeadReason::FormatMismatch,
+                    format!("line does not match header `{}`", self.template),
+                ));
+            }
+            joined.clear();
+            let (mut first_time, mut times) = ("", 0);
+            for ((name, &(a, b)), role) in self.names.iter().zip(spans.iter()).zip(&self.roles) {
+                let value = &line[a..b];
+                match role {
+                    Role::Time => {
+                        if times > 0 {
+                            joined.push(' ');
+                        } else {
+                            first_time = value;
+                        }
+                        joined.push_str(value);
+                        times += 1;
+                    }
+                    Role::Level => rec.level = Level::parse(value).unwrap_or(Level::Unknown),
+                    Role::Service => rec.service = Some(value.to_string()),
+                    Role::Host => rec.host = Some(value.to_string()),
+                    Role::Content => rec.message = value.to_string(),
+                    Role::Field => rec.fields.push((name.as_str().into(), value.into())),
+                }
+            }
+            let whole = if times == 1 {
+                first_time
+            } else {
+                joined.as_str()
+            };
+            rec.ts = time::parse_field(whole, year).or_else(|| {
+                // One of the parts alone, the last first.
+                let parts = self.roles.iter().zip(spans.iter()).rev();
+                parts
+                    .filter(|(r, _)| **r == Role::Time)
+                    .find_map(|(_, &(a, b))| time::parse_field(&line[a..b], year))
+            });
+            rec.format = Format::Header;
+            Ok(())
+        })
     }
 }
 
@@ -204,7 +225,7 @@ mod tests {
             rec.ts.map(time::format_rfc3339).as_deref(),
             Some("2008-11-09T20:36:15.000Z")
         );
-        assert_eq!(rec.fields, vec![("Pid".to_string(), "148".to_string())]);
+        assert_eq!(rec.fields, vec![("Pid".into(), "148".into())]);
 
         let h =
             HeaderFormat::new(r"<Month> <Date> <Time> <Level> <Component>(\[<PID>\])?: <Content>")

@@ -97,7 +97,7 @@ pub(crate) fn parse(line: &str, rec: &mut LogRecord, year: i32) -> Result<(), Re
         .iter()
         .zip(&used)
         .filter(|(_, u)| !**u)
-        .map(|((k, v), _)| (k.clone(), scalar(v)))
+        .map(|((k, v), _)| (k.as_str().into(), scalar(v).into()))
         .collect();
     rec.format = Format::Json;
     Ok(())
@@ -171,10 +171,7 @@ mod tests {
         );
         assert_eq!(
             rec.fields,
-            vec![
-                ("user".to_string(), "u1".to_string()),
-                ("n".to_string(), "3".to_string())
-            ]
+            vec![("user".into(), "u1".into()), ("n".into(), "3".into())]
         );
 
         let mut rec = LogRecord::default();

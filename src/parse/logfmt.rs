@@ -93,7 +93,7 @@ pub(crate) fn parse(line: &str, rec: &mut LogRecord, year: i32) -> Result<(), Re
             "ts" | "time" | "timestamp" | "t" | "@timestamp" if rec.ts.is_none() => {
                 rec.ts = time::parse_field(&v, year);
                 if rec.ts.is_none() {
-                    rec.fields.push((k, v));
+                    rec.fields.push((k.into(), v.into()));
                 }
             }
             "level" | "lvl" | "severity" | "loglevel" if rec.level == Level::Unknown => {
@@ -107,7 +107,7 @@ pub(crate) fn parse(line: &str, rec: &mut LogRecord, year: i32) -> Result<(), Re
             "stack" | "stacktrace" | "stack_trace" | "error.stack" if rec.trace.is_none() => {
                 rec.trace = Some(v)
             }
-            _ => rec.fields.push((k, v)),
+            _ => rec.fields.push((k.into(), v.into())),
         }
     }
     rec.format = Format::Logfmt;

@@ -4,7 +4,7 @@
 //! In: one line. Out: level from the PRI severity, timestamp, host, service (APP or TAG), pid
 //! and structured-data parameters as fields; `None` when the line is not syslog. No state.
 
-use crate::record::{Format, Level, LogRecord};
+use crate::record::{Format, Level, LogRecord, Text};
 use crate::time;
 
 /// `<PRI>` → (severity level, rest).
@@ -47,9 +47,9 @@ fn rfc5424(body: &str, level: Level, rec: &mut LogRecord, year: i32) -> Option<(
     rec.service = nil(app);
     rec.level = level;
     rec.fields
-        .extend(nil(procid).map(|p| ("pid".to_string(), p)));
+        .extend(nil(procid).map(|p| ("pid".into(), p.into())));
     rec.fields
-        .extend(nil(msgid).map(|m| ("msgid".to_string(), m)));
+        .extend(nil(msgid).map(|m| ("msgid".into(), m.into())));
     let msg = if let Some(after) = rest.strip_prefix('-') {
         after
     } else {
@@ -64,7 +64,7 @@ fn rfc5424(body: &str, level: Level, rec: &mut LogRecord, year: i32) -> Option<(
 }
 
 /// `[id k="v" k2="v2"][id2 …]`; returns the text after the last element.
-fn structured_data<'a>(mut s: &'a str, fields: &mut Vec<(String, String)>) -> Option<&'a str> {
+fn structured_data<'a>(mut s: &'a str, fields: &mut Vec<(Text, Text)>) -> Option<&'a str> {
     while let Some(inner) = s.strip_prefix('[') {
         let b = inner.as_bytes();
         let mut i = 0;
@@ -81,7 +81,7 @@ fn structured_data<'a>(mut s: &'a str, fields: &mut Vec<(String, String)>) -> Op
         let element = inner.get(..i)?;
         let (id, params) = element.split_once(' ').unwrap_or((element, ""));
         for (k, v) in super::logfmt::pairs(params) {
-            fields.push((format!("{id}.{k}"), v));
+            fields.push((format!("{id}.{k}").into(), v.into()));
         }
         s = inner.get(i + 1..)?;
     }
@@ -125,8 +125,7 @@ fn rfc3164(rest: &str, level: Option<Level>, rec: &mut LogRecord, year: i32) -> 
     rec.ts = Some(ts);
     rec.host = Some(host.to_string());
     rec.service = Some(tag.to_string());
-    rec.fields
-        .extend(pid.map(|p| ("pid".to_string(), p.to_string())));
+    rec.fields.extend(pid.map(|p| ("pid".into(), p.into())));
     let msg = msg.trim_start();
     rec.level = level.unwrap_or_else(|| leading_level(msg));
     rec.message = msg.to_string();
