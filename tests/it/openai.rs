@@ -253,13 +253,21 @@ async fn repeated_failures_open_the_circuit() {
     assert_eq!(server.requests(), 2);
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn a_failing_server_falls_back_to_builtin() {
-    let (server, url) = Server::start(vec![(500, vec![], "down".into())]).await;
-    let root = super::model::scratch("fallback");
+/// A whole job whose model stage talks to `replies` (`settings`: extra `[model.openai]` keys):
+/// the incident is validated (by the openai backend or, when it fails, the builtin one) and
+/// written as a reliability row. Returns the backends of the first attempt's steps and the
+/// requests the server saw.
+async fn whole_job(
+    replies: Vec<Reply>,
+    settings: &str,
+    fault: &str,
+    injected: &str,
+) -> (Vec<String>, usize) {
+    let (server, url) = Server::start(replies).await;
+    let root = super::model::scratch(&fault.replace(' ', "_"));
     let (repo, log) = super::model::python_project(&root);
     let model = format!(
-        "backend = \"openai\"\n\n[model.openai]\nbase_url = \"{url}\"\nmodel = \"m\"\nmax_retries = 0\n\n\
+        "backend = \"openai\"\n\n[model.openai]\nbase_url = \"{url}\"\nmodel = \"m\"\n{settings}\n\n\
          [model.repository]\npath = {:?}\ntest_command = \"python3 -m unittest -q test_calc\"\n",
         repo.display().to_string()
     );
@@ -269,22 +277,74 @@ async fn a_failing_server_falls_back_to_builtin() {
             .expect("job");
     let m = summary.model.expect("model summary");
     assert_eq!(m.validated, 1, "{m:?}\n{attempts:#?}");
-    crate::common::model_reliability(
-        "model server answering only HTTP 500 (incidents)",
-        "every chat-completions call fails; the builtin backend answers instead",
-        &m,
-    );
-    assert!(server.requests() >= 1);
-    let backends: Vec<&str> = attempts[0]["steps"]
+    crate::common::model_reliability(fault, injected, &m);
+    let backends = attempts[0]["steps"]
         .as_array()
         .expect("steps")
         .iter()
-        .filter_map(|s| s["backend"].as_str())
+        .filter_map(|s| s["backend"].as_str().map(str::to_string))
         .collect();
-    assert!(
-        backends.windows(2).any(|w| w == ["openai", "builtin"]),
-        "{backends:?}"
-    );
+    (backends, server.requests())
+}
+
+fn falls_back(backends: &[String]) -> bool {
+    backends
+        .windows(2)
+        .any(|w| w[0] == "openai" && w[1] == "builtin")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failing_server_falls_back_to_builtin() {
+    let (backends, requests) = whole_job(
+        vec![(500, vec![], "down".into())],
+        "max_retries = 0",
+        "model server answering only HTTP 500 (incidents)",
+        "every chat-completions call fails; the builtin backend answers instead",
+    )
+    .await;
+    assert!(requests >= 1);
+    assert!(falls_back(&backends), "{backends:?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_server_answering_garbage_falls_back_to_builtin() {
+    let (backends, requests) = whole_job(
+        vec![completion("Sure! Here is what I think about your code.", 10, 10)],
+        "max_retries = 0",
+        "model server answering garbage (incidents)",
+        "every reply is prose, not the JSON asked for (re-asked once); the builtin backend answers instead",
+    )
+    .await;
+    assert!(requests >= 2, "re-asked once");
+    assert!(falls_back(&backends), "{backends:?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_server_that_never_answers_falls_back_to_builtin() {
+    let (backends, requests) = whole_job(
+        vec![(0, vec![], String::new())],
+        "max_retries = 0\ntimeout = \"300ms\"",
+        "model server timing out (incidents)",
+        "the server takes every request and never answers; cut at 300 ms, the builtin backend answers",
+    )
+    .await;
+    assert!(requests >= 1);
+    assert!(falls_back(&backends), "{backends:?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_rate_limited_server_is_waited_out_in_a_whole_job() {
+    let (_, requests) = whole_job(
+        vec![
+            (429, vec![("retry-after", "1".into())], String::new()),
+            (500, vec![], "down".into()),
+        ],
+        "max_retries = 1",
+        "model server answering 429 (incidents)",
+        "the first call gets 429 with Retry-After: 1 and is retried after it",
+    )
+    .await;
+    assert!(requests >= 2, "the 429 was retried");
 }
 
 #[tokio::test]
