@@ -3,10 +3,12 @@
 //!
 //! In: changes made under the file's lock (`Store::update`). Out: the current `Book` (`load`).
 //! State: the file itself (written to a temporary file and renamed, so a reader never sees half
-//! of it) and its lock file beside it.
+//! of it) and its lock file beside it; in memory, the last version read, reused while the file's
+//! inode, length and modification time are unchanged (the stage asks on every incident update).
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 use serde::{Deserialize, Serialize};
 
@@ -149,11 +151,45 @@ pub enum StoreError {
 #[derive(Clone, Debug)]
 pub struct Store {
     pub path: PathBuf,
+    /// The version last read or written, by its stamp (shared by clones).
+    cache: Arc<Mutex<Option<Cached>>>,
+}
+
+/// A version of the file in memory, and the stamp it had (`None`: there was no file).
+type Cached = (Option<Stamp>, Book);
+
+/// One version of the file: every writer renames a new file into place, so a new version has
+/// a new inode (and its own length and time).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Stamp {
+    ino: u64,
+    len: u64,
+    modified: Option<std::time::SystemTime>,
+}
+
+/// The file's stamp; `None` when it does not exist (or cannot be looked at).
+fn stamp(path: &Path) -> Option<Stamp> {
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::metadata(path).ok()?;
+    Some(Stamp {
+        ino: m.ino(),
+        len: m.len(),
+        modified: m.modified().ok(),
+    })
 }
 
 impl Store {
     pub fn new(path: impl Into<PathBuf>) -> Store {
-        Store { path: path.into() }
+        Store {
+            path: path.into(),
+            cache: Arc::default(),
+        }
+    }
+
+    fn remember(&self, book: &Book) {
+        if let Ok(mut c) = self.cache.lock() {
+            *c = Some((stamp(&self.path), book.clone()));
+        }
     }
 
     fn io(&self, source: std::io::Error) -> StoreError {
@@ -188,10 +224,20 @@ impl Store {
         Ok(lock)
     }
 
-    /// The record as it is now.
+    /// The record as it is now: the version in memory while the file is unchanged, else read
+    /// under the lock.
     pub fn load(&self) -> Result<Book, StoreError> {
+        let now = stamp(&self.path);
+        if let Ok(c) = self.cache.lock()
+            && let Some((seen, book)) = c.as_ref()
+            && *seen == now
+        {
+            return Ok(book.clone());
+        }
         let _lock = self.lock()?;
-        self.read()
+        let book = self.read()?;
+        self.remember(&book);
+        Ok(book)
     }
 
     /// Reads, changes and writes the record under its lock; returns what `change` returned.
@@ -206,6 +252,7 @@ impl Store {
         })?;
         std::fs::write(&tmp, text).map_err(|e| self.io(e))?;
         std::fs::rename(&tmp, &self.path).map_err(|e| self.io(e))?;
+        self.remember(&book);
         Ok(out)
     }
 }
@@ -241,5 +288,46 @@ mod tests {
         let book = store.load().expect("load");
         assert_eq!(book.releases_since("r2"), vec!["r2", "r3"]);
         assert!(book.releases_since("r9").is_empty());
+    }
+
+    fn release(b: &mut Book, commit: &str) {
+        let id = b.next_release_id();
+        b.releases.push(Release {
+            id,
+            commit: commit.into(),
+            at: 0,
+            reason: String::new(),
+        });
+    }
+
+    #[test]
+    fn a_change_by_another_process_is_seen_and_an_unchanged_file_is_not_read_again() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("deploys.json");
+        let stage = Store::new(&path);
+        let cli = Store::new(&path); // as `hephaestus fixes` would: its own store
+        stage.update(|b| release(b, "aaaa")).expect("update");
+        assert_eq!(stage.load().expect("load").releases.len(), 1);
+        cli.update(|b| release(b, "bbbb")).expect("other writer");
+        assert_eq!(stage.load().expect("load").releases.len(), 2, "seen");
+
+        // Same inode, length and time, other bytes: the file was not read again.
+        let before = std::fs::metadata(&path).expect("meta");
+        let text = std::fs::read_to_string(&path).expect("read");
+        let swapped = text.replace("bbbb", "cccc");
+        assert_eq!(swapped.len(), text.len());
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .and_then(|mut f| {
+                std::io::Write::write_all(&mut f, swapped.as_bytes())?;
+                f.set_modified(before.modified()?)
+            })
+            .expect("rewrite in place");
+        assert_eq!(stage.load().expect("cached").releases[1].commit, "bbbb");
+        assert_eq!(
+            Store::new(&path).load().expect("fresh").releases[1].commit,
+            "cccc"
+        );
     }
 }
