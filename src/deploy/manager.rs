@@ -294,10 +294,7 @@ impl Manager {
                     &[Status::AwaitingApproval],
                     "only a staged fix awaiting approval can be deployed",
                 )?;
-                let mut staged = rec
-                    .staging_commit
-                    .clone()
-                    .unwrap_or_else(|| rec.commit.clone());
+                let mut staged = rec.shipped_commit();
                 if self.config.deploy_command.is_empty() {
                     if self
                         .git
@@ -382,10 +379,7 @@ impl Manager {
                     &[Status::Production, Status::Successful],
                     "only a deployed fix can be rolled back",
                 )?;
-                let shipped = rec
-                    .staging_commit
-                    .clone()
-                    .unwrap_or_else(|| rec.commit.clone());
+                let shipped = rec.shipped_commit();
                 let commit = if self.config.rollback_command.is_empty() {
                     let message = format!("hephaestus: roll back {id} ({})\n\n{why}", rec.title);
                     self.git

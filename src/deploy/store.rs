@@ -99,6 +99,15 @@ pub struct Book {
     pub releases: Vec<Release>,
 }
 
+impl FixRecord {
+    /// The commit that reached (or would reach) production: the staging merge, else the fix.
+    pub fn shipped_commit(&self) -> String {
+        self.staging_commit
+            .clone()
+            .unwrap_or_else(|| self.commit.clone())
+    }
+}
+
 impl Book {
     pub fn fix(&self, id: &str) -> Option<&FixRecord> {
         self.fixes.iter().find(|f| f.id == id)
