@@ -70,6 +70,12 @@ fn state(fix: &FixRecord, what: &'static str) -> DeployError {
     }
 }
 
+/// Fix `id` in the book, to change.
+fn fix_mut<'b>(book: &'b mut Book, id: &str) -> Result<&'b mut FixRecord, DeployError> {
+    book.fix_mut(id)
+        .ok_or_else(|| DeployError::NoFix(id.into()))
+}
+
 /// Fix `id`, if it is in one of the `allowed` states (else `what` says why not).
 fn fix_in(
     book: &Book,
@@ -111,6 +117,23 @@ impl Manager {
     }
 
     /// Runs an operator command (trusted: from the spec, not from a model) in the repository.
+    /// A deploy or rollback command, told the release, the fix and the commit it ships.
+    fn release_command(
+        &self,
+        what: &str,
+        command: &str,
+        release: &str,
+        fix: &str,
+        commit: &str,
+    ) -> Result<(), DeployError> {
+        let env = [
+            ("HEPHAESTUS_RELEASE", release),
+            ("HEPHAESTUS_FIX", fix),
+            ("HEPHAESTUS_COMMIT", commit),
+        ];
+        self.command(what, command, &env)
+    }
+
     fn command(&self, what: &str, command: &str, env: &[(&str, &str)]) -> Result<(), DeployError> {
         let mut child = Command::new("sh")
             .arg("-c")
@@ -308,12 +331,13 @@ impl Manager {
                             .map_err(DeployError::Git)?;
                     }
                 } else {
-                    let env = [
-                        ("HEPHAESTUS_RELEASE", release.as_str()),
-                        ("HEPHAESTUS_FIX", id),
-                        ("HEPHAESTUS_COMMIT", staged.as_str()),
-                    ];
-                    self.command("deploy", &self.config.deploy_command, &env)?;
+                    self.release_command(
+                        "deploy",
+                        &self.config.deploy_command,
+                        &release,
+                        id,
+                        &staged,
+                    )?;
                 }
                 let now = now_ms();
                 book.releases.push(Release {
@@ -322,9 +346,7 @@ impl Manager {
                     at: now,
                     reason: format!("deploy {id}"),
                 });
-                let rec = book
-                    .fix_mut(id)
-                    .ok_or_else(|| DeployError::NoFix(id.into()))?;
+                let rec = fix_mut(book, id)?;
                 rec.staging_commit = Some(staged);
                 rec.status = Status::Production;
                 rec.release = Some(release.clone());
@@ -348,9 +370,7 @@ impl Manager {
         let fix = self
             .store
             .update(|book: &mut Book| -> Result<FixRecord, DeployError> {
-                let rec = book
-                    .fix_mut(id)
-                    .ok_or_else(|| DeployError::NoFix(id.into()))?;
+                let rec = fix_mut(book, id)?;
                 if rec.status != Status::AwaitingApproval {
                     return Err(state(
                         rec,
@@ -386,12 +406,13 @@ impl Manager {
                         .revert(&self.config.production_branch, &shipped, &message)
                         .map_err(DeployError::Git)?
                 } else {
-                    let env = [
-                        ("HEPHAESTUS_RELEASE", release.as_str()),
-                        ("HEPHAESTUS_FIX", id),
-                        ("HEPHAESTUS_COMMIT", shipped.as_str()),
-                    ];
-                    self.command("rollback", &self.config.rollback_command, &env)?;
+                    self.release_command(
+                        "rollback",
+                        &self.config.rollback_command,
+                        &release,
+                        id,
+                        &shipped,
+                    )?;
                     shipped
                 };
                 book.releases.push(Release {
@@ -400,9 +421,7 @@ impl Manager {
                     at: now_ms(),
                     reason: format!("rollback {id}"),
                 });
-                let rec = book
-                    .fix_mut(id)
-                    .ok_or_else(|| DeployError::NoFix(id.into()))?;
+                let rec = fix_mut(book, id)?;
                 rec.status = Status::RolledBack;
                 rec.rollback = Some(why.to_string());
                 note(rec, format!("rolled back in release {release}: {why}"));
@@ -419,9 +438,7 @@ impl Manager {
         let fix = self
             .store
             .update(|book: &mut Book| -> Result<FixRecord, DeployError> {
-                let rec = book
-                    .fix_mut(id)
-                    .ok_or_else(|| DeployError::NoFix(id.into()))?;
+                let rec = fix_mut(book, id)?;
                 if rec.status != Status::Production {
                     return Err(state(rec, "only a fix in production can succeed"));
                 }
