@@ -132,24 +132,15 @@ fn a_metrics_port_already_taken_is_a_clear_error() {
     assert!(out.status.success(), "{stderr}");
     let summary = crate::common::summary_of(&stderr);
     let events = summary["error_events"].as_u64().expect("error events");
-    let mut latest = std::collections::BTreeMap::new();
-    for l in std::fs::read_to_string(&incidents)
-        .expect("incidents")
-        .lines()
-    {
-        let v: serde_json::Value = serde_json::from_str(l).expect("JSON");
-        let count = v["count"].as_u64().expect("count");
-        latest.insert(
-            v["fingerprint"].to_string(),
-            (v["state"] != "merged", count),
-        );
-    }
     // Incidents merged into others are counted in the one they joined.
-    let counted: u64 = latest
-        .values()
-        .filter(|(live, _)| *live)
-        .map(|(_, n)| n)
-        .sum();
+    let counted: u64 = crate::common::latest_counts(
+        std::fs::read_to_string(&incidents)
+            .expect("incidents")
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("JSON")),
+    )
+    .values()
+    .sum();
     assert!(events > 0);
     assert_eq!(counted, events, "every error event in an incident");
     crate::common::reliability(

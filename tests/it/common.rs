@@ -237,3 +237,21 @@ pub fn summary_of(stderr: &str) -> serde_json::Value {
         .map(|s| serde_json::from_str(s).expect("summary JSON"))
         .expect("summary line")
 }
+
+/// The last count per fingerprint, leaving out incidents merged into others.
+pub fn latest_counts(
+    lines: impl IntoIterator<Item = serde_json::Value>,
+) -> std::collections::BTreeMap<String, u64> {
+    let mut latest = std::collections::BTreeMap::<String, serde_json::Value>::new();
+    for v in lines {
+        latest.insert(
+            v["fingerprint"].as_str().expect("fingerprint").to_string(),
+            v,
+        );
+    }
+    latest
+        .into_iter()
+        .filter(|(_, v)| v["state"] != "merged")
+        .map(|(fp, v)| (fp, v["count"].as_u64().expect("count")))
+        .collect()
+}

@@ -14,7 +14,9 @@ use rdkafka::mocking::MockCluster;
 use serde_json::Value;
 
 use crate::broker::{Broker, committed, read_topic, read_until_quiet};
-use crate::common::{Reaped, Rng, files_with_ext, plan, root, run_plan, run_until, summary_of};
+use crate::common::{
+    Reaped, Rng, files_with_ext, latest_counts, plan, root, run_plan, run_until, summary_of,
+};
 
 /// `services` log files of `lines` lines each: info noise, four message errors with numeric
 /// variables (their templates do not depend on arrival order) and two Java exceptions.
@@ -82,22 +84,6 @@ fn file_counts(files: &[PathBuf]) -> (u64, BTreeMap<String, u64>) {
         .map(|l| serde_json::from_str(l).expect("JSON"))
         .collect();
     (out.summary.error_events, latest_counts(finals))
-}
-
-/// The last count per fingerprint, leaving out incidents merged into others.
-fn latest_counts(lines: impl IntoIterator<Item = Value>) -> BTreeMap<String, u64> {
-    let mut latest: BTreeMap<String, Value> = BTreeMap::new();
-    for v in lines {
-        latest.insert(
-            v["fingerprint"].as_str().expect("fingerprint").to_string(),
-            v,
-        );
-    }
-    latest
-        .into_iter()
-        .filter(|(_, v)| v["state"] != "merged")
-        .map(|(fp, v)| (fp, v["count"].as_u64().expect("count")))
-        .collect()
 }
 
 /// Events counted more than once per incident, asserting the incidents are those of the file
