@@ -8,7 +8,7 @@
 //! function of the trace.
 
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use crate::cluster::mask::mask;
 use crate::cluster::miner::Miner;
@@ -69,8 +69,14 @@ fn check_parse(p: &Parser, bytes: &[u8]) {
     );
 }
 
-/// Every fixed-format parser and three Loghub header parsers (the property tests use it too).
-pub fn parsers() -> Vec<Parser> {
+/// Every fixed-format parser and three Loghub header parsers (the property tests use it too),
+/// built once: compiling the header regexes for every input would cost more than parsing it.
+pub fn parsers() -> &'static [Parser] {
+    static PARSERS: OnceLock<Vec<Parser>> = OnceLock::new();
+    PARSERS.get_or_init(build_parsers)
+}
+
+fn build_parsers() -> Vec<Parser> {
     let fixed = [
         SourceFormat::Auto,
         SourceFormat::Json,
@@ -91,7 +97,7 @@ pub fn parsers() -> Vec<Parser> {
 /// Every parser returns a record or a dead letter.
 pub fn parse(data: &[u8]) {
     for p in parsers() {
-        check_parse(&p, data);
+        check_parse(p, data);
     }
 }
 

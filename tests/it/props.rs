@@ -8,7 +8,6 @@ use proptest::prelude::*;
 use hephaestus::cluster::mask::mask;
 use hephaestus::cluster::miner::Miner;
 use hephaestus::multiline::{Joiner, MultilineConfig};
-use hephaestus::parse::Parser;
 use hephaestus::record::{Position, RawLine};
 
 fn raw(bytes: Vec<u8>, line: u64) -> RawLine {
@@ -22,10 +21,6 @@ fn raw(bytes: Vec<u8>, line: u64) -> RawLine {
         lines: 1,
         ..Default::default()
     }
-}
-
-fn parsers() -> Vec<Parser> {
-    hephaestus::fuzz::parsers()
 }
 
 /// Log-looking text: timestamps, braces, quotes, `=`, brackets, traces, and arbitrary unicode.
@@ -45,7 +40,7 @@ proptest! {
 
     #[test]
     fn every_parser_returns_a_record_or_a_dead_letter(bytes in prop_oneof![loggy().prop_map(String::into_bytes), proptest::collection::vec(any::<u8>(), 0..200)]) {
-        for p in parsers() {
+        for p in hephaestus::fuzz::parsers() {
             let (rec, dead) = p.parse(raw(bytes.clone(), 1));
             prop_assert!(rec.is_some() || dead.is_some(), "{:?} lost {:?}", p.format, String::from_utf8_lossy(&bytes));
         }
