@@ -74,7 +74,7 @@ fn parse(c: &mut Criterion) {
         g.bench_function(*name, |b| {
             b.iter_batched(
                 || raw(line, 0),
-                |r| black_box(parser.parse(r)),
+                |r| black_box(parser.parse(&r)),
                 BatchSize::SmallInput,
             )
         });

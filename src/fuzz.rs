@@ -60,7 +60,7 @@ fn parser(format: FormatChoice) -> Parser {
 }
 
 fn check_parse(p: &Parser, bytes: &[u8]) {
-    let (rec, dead) = p.parse(raw(bytes, 1));
+    let (rec, dead) = p.parse(&raw(bytes, 1));
     assert!(
         rec.is_some() || dead.is_some(),
         "{:?} returned neither a record nor a dead letter for {:?}",

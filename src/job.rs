@@ -36,6 +36,8 @@ pub struct Ctx {
     pub shutdown: Shutdown,
     /// Paces replays (`--rate`, `--speedup`), shared by every source of the process.
     pub pacer: Arc<crate::source::pace::Pacer>,
+    /// Records dealt to each worker of this process for parsing and not parsed yet.
+    pub backlog: crate::parse::deal::Backlog,
     /// Where worker 0's incident sink hands incidents to the model stage, when it runs.
     pub model: Option<crate::model::queue::Handoff>,
     errors: Arc<Mutex<Vec<String>>>,
@@ -154,7 +156,10 @@ pub fn run(plan: Plan, shutdown: Shutdown) -> Result<Summary, JobError> {
     } else {
         None
     };
+    let backlog =
+        crate::parse::deal::Backlog::new(plan.cluster.process * plan.workers, plan.workers);
     let ctx = Ctx {
+        backlog,
         plan: Arc::new(plan),
         stats: Arc::new(Stats::default()),
         shutdown,

@@ -3,12 +3,14 @@
 //! In: a worker and the job context. Out: the dataflow installed on the worker:
 //!
 //! ```text
-//! source ─► multiline ─► parse ─┬─► detect ─► cluster ─► incidents ─► write incidents (worker 0)
-//!  (files,     (same      (spread│      │               ▲ (by route;  └─► Kafka incidents
-//!  partitions) worker)    by pos)│      └─► Kafka errors│  differential counts)
-//!                                ├─► clock ─────────────┘ (broadcast)
-//!                                ├─► Kafka structured
-//!                                └─► dead letters ─► write dead letters (worker 0)
+//! source ─► multiline ─► deal ─► parse ─┬─► detect ─► cluster ─► incidents ─► write incidents
+//! (files,   (the same    (the    (chunks│     │       (by        ▲ (by route;  │  (worker 0)
+//! partitions) worker)    same    dealt  │     │      template)   │ differential└─► Kafka
+//!                        worker) in the │     └─► Kafka errors   │ counts)        incidents
+//!                                process)                        │
+//!                                       ├─► clock ───────────────┘ (broadcast)
+//!                                       ├─► Kafka structured
+//!                                       └─► dead letters ─► write dead letters (worker 0)
 //! ```
 //!
 //! Every output is probed: a source does not run too far ahead of it, and the Kafka source
@@ -28,6 +30,7 @@ use crate::kafka::commit::SharedHeads;
 use crate::kafka::sink::produce;
 use crate::kafka::source::read_kafka;
 use crate::multiline::stage::JoinMultiline;
+use crate::parse::deal::DealChunks;
 use crate::parse::stage::ParseRecords;
 use crate::record::{ErrorEvent, LogRecord, Position};
 use crate::sink::{WriteDeadLetters, WriteIncidents};
@@ -62,7 +65,7 @@ pub fn build(worker: &mut Worker, ctx: Ctx) {
             items = items.concat(read_kafka(scope, &ctx, probes, heads.clone()));
         }
         let raw = items.join_multiline(&ctx, heads);
-        let (records, dead, clock) = raw.parse_records(&ctx);
+        let (records, dead, clock) = raw.deal_chunks(&ctx).parse_records(&ctx);
         let errors = records.clone().detect_errors(&ctx);
         let miner_saved = Watermark::default();
         let clustered = errors.clone().cluster_events(&ctx, miner_saved.clone());

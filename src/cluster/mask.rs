@@ -101,6 +101,11 @@ fn lowered<'a>(word: &[u8], buf: &'a mut [u8; 9]) -> Option<&'a [u8]> {
 /// Receives the masked tokens of one message, in order.
 pub trait Sink {
     fn token(&mut self, token: &[u8]);
+
+    /// The sink has what it needs: masking may stop before the end of the message.
+    fn full(&self) -> bool {
+        false
+    }
 }
 
 const DELIM: u8 = 1;
@@ -232,10 +237,16 @@ impl Masker {
             let ws = |b: &u8| matches!(b, b' ' | b'\t' | b'\n' | b'\x0b' | b'\x0c' | b'\r');
             for tok in message.as_bytes().split(ws).filter(|t| !t.is_empty()) {
                 self.token(tok, sink);
+                if sink.full() {
+                    return;
+                }
             }
         } else {
             for tok in message.split_whitespace() {
                 self.token(tok.as_bytes(), sink);
+                if sink.full() {
+                    return;
+                }
             }
         }
         if self.has_prev {

@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::record::{Clustered, ErrorEvent, Format, Kind, LogRecord};
 use miner::Miner;
-use tokens::{KeySink, Powers, stable_hash};
+use tokens::stable_hash;
 use trace::InApp;
 
 /// `[cluster]`: template mining and trace fingerprints.
@@ -72,12 +72,15 @@ impl ClusterConfig {
     }
 }
 
-/// The partition key of a message: the hash of its first masked token without a variable.
+/// The partition key of a message: the hash of its first masked token without a variable
+/// (the `partition` of its `LineKey`). Masking stops at that token.
 pub fn message_key(message: &str) -> u64 {
-    let mut pow = Powers::default();
-    let mut sink = KeySink::new(&mut pow);
-    mask::Masker::default().mask(message, &mut sink);
-    sink.finish().partition
+    thread_local! {
+        static MASKER: std::cell::RefCell<mask::Masker> = std::cell::RefCell::default();
+    }
+    let mut sink = tokens::PartitionSink::default();
+    MASKER.with_borrow_mut(|m| m.mask(message, &mut sink));
+    sink.finish()
 }
 
 /// Where an event must be clustered: the template partition for messages; anywhere (spread by

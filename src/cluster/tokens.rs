@@ -187,6 +187,28 @@ impl Sink for KeySink<'_> {
     }
 }
 
+/// Only the partition of a `LineKey` (must agree with `KeySink`); full once it has it.
+#[derive(Default)]
+pub struct PartitionSink(Option<u64>);
+
+impl PartitionSink {
+    pub fn finish(self) -> u64 {
+        self.0.unwrap_or_else(|| stable_hash(b""))
+    }
+}
+
+impl Sink for PartitionSink {
+    fn token(&mut self, token: &[u8]) {
+        if self.0.is_none() && memchr::memmem::find(token, WILDCARD.as_bytes()).is_none() {
+            self.0 = Some(token_hash(token));
+        }
+    }
+
+    fn full(&self) -> bool {
+        self.0.is_some()
+    }
+}
+
 /// The `LineKey` of already masked tokens (must agree with `KeySink`).
 pub fn line_key(tokens: &[String], pow: &mut Powers) -> LineKey {
     let mut sink = KeySink::new(pow);
@@ -209,11 +231,15 @@ mod tests {
             "<*> only vars 17",
             "",
             "a b c",
+            "took 12 ms, then 7 s; ok",
+            "17 ms, 9 KB) left",
+            "<*> <*>:<*> 3 s",
         ] {
             let mut sink = KeySink::new(&mut pow);
             Masker::default().mask(line, &mut sink);
             let fast = sink.finish();
             assert_eq!(fast, line_key(&mask(line), &mut pow), "{line}");
+            assert_eq!(crate::cluster::message_key(line), fast.partition, "{line}");
         }
     }
 

@@ -11,6 +11,7 @@
 
 mod access;
 mod config;
+pub mod deal;
 mod generic;
 mod header;
 mod header_scan;
@@ -39,7 +40,7 @@ pub struct Parser {
 impl Parser {
     /// Parses one raw record. Returns the record, a dead letter, or both (a cut-off trace is
     /// still an error worth an incident, and also reported as truncated).
-    pub fn parse(&self, raw: RawLine) -> (Option<LogRecord>, Option<DeadLetter>) {
+    pub fn parse(&self, raw: &RawLine) -> (Option<LogRecord>, Option<DeadLetter>) {
         let len = raw.oversize.unwrap_or(raw.bytes.len() as u64);
         let dead =
             |reason, detail: String| DeadLetter::new(raw.pos, reason, detail, &raw.bytes, len);
@@ -236,7 +237,7 @@ mod tests {
             ("just some words", Format::Plain),
         ];
         for (line, want) in cases {
-            let (rec, dead) = p.parse(raw(line.as_bytes()));
+            let (rec, dead) = p.parse(&raw(line.as_bytes()));
             assert!(dead.is_none(), "{line}: {dead:?}");
             let rec = rec.expect(line);
             assert_eq!(rec.format, want, "{line}");
@@ -256,13 +257,13 @@ mod tests {
             (br#"{"level":"error","msg":"trunc"#, DeadReason::InvalidJson),
         ];
         for (bytes, reason) in cases {
-            let (rec, dead) = p.parse(raw(bytes));
+            let (rec, dead) = p.parse(&raw(bytes));
             assert!(rec.is_none());
             assert_eq!(dead.map(|d| d.reason), Some(reason));
         }
         let mut long = raw(b"xxxx");
         long.oversize = Some(10_000_000);
-        let (_, dead) = p.parse(long);
+        let (_, dead) = p.parse(&long);
         let dead = dead.expect("dead letter");
         assert_eq!(
             (dead.reason, dead.bytes),
@@ -275,7 +276,7 @@ mod tests {
         let p = auto_parser();
         let mut r = raw(b"2024-03-01 12:00:00 ERROR app: failed\njava.lang.IllegalStateException: x\n\tat a.B.c(B.java:1)");
         r.cut = true;
-        let (rec, dead) = p.parse(r);
+        let (rec, dead) = p.parse(&r);
         let rec = rec.expect("record");
         assert!(
             rec.trace

@@ -1,22 +1,25 @@
 //! The parse operator: `RawLine` → `LogRecord` on the first output, `DeadLetter` on the second,
 //! and on the third the newest event time of each batch (the job clock's input).
 //!
-//! In: raw records, on the worker that reads their input (pipeline), in input order. Out: the
-//! three streams above. A record without a timestamp of its own (a panic printed to stderr
-//! between log lines) takes the previous record's from the same input, so event time never
-//! mixes log time with wall-clock time. State: the last timestamp of each input.
+//! In: chunks of joined records, each on the worker it was dealt to (`deal.rs`), an input's
+//! chunks on one worker in input order. Out: the three streams above. A record without a
+//! timestamp of its own (a panic printed to stderr between log lines) takes the previous
+//! record's from the same input, so event time never mixes log time with wall-clock time; a
+//! chunk says what its first records inherit, or to go on from this worker's own. State: the
+//! last timestamp of each input.
 
 use std::collections::HashMap;
 
 use timely::dataflow::StreamVec;
-use timely::dataflow::channels::pact::Pipeline;
+use timely::dataflow::channels::pact::Exchange;
 use timely::dataflow::operators::generic::OutputBuilder;
 use timely::dataflow::operators::generic::builder_rc::OperatorBuilder;
 
+use super::deal::{Carry, Chunk};
 use crate::job::Ctx;
 use crate::metrics::{self, Batch, OperatorMetrics, Stats};
 use crate::pipeline::Epoch;
-use crate::record::{DeadLetter, DeadReason, LogRecord, RawLine};
+use crate::record::{DeadLetter, DeadReason, LogRecord};
 use crate::time::Millis;
 
 /// Event times further than this past the wall clock do not move the job clock (a bogus
@@ -37,14 +40,15 @@ pub trait ParseRecords<'s> {
     fn parse_records(self, ctx: &Ctx) -> Parsed<'s>;
 }
 
-impl<'s> ParseRecords<'s> for StreamVec<'s, Epoch, RawLine> {
+impl<'s> ParseRecords<'s> for StreamVec<'s, Epoch, Chunk> {
     fn parse_records(self, ctx: &Ctx) -> Parsed<'s> {
         let scope = self.scope();
         let worker = scope.index();
         let plan = ctx.plan.clone();
         let stats = ctx.stats.clone();
+        let backlog = ctx.backlog.clone();
         let mut builder = OperatorBuilder::new("Parse".to_owned(), scope);
-        let mut input = builder.new_input(self, Pipeline);
+        let mut input = builder.new_input(self, Exchange::new(|c: &Chunk| c.worker as u64));
         let (ok, ok_stream) = builder.new_output();
         let (dead, dead_stream) = builder.new_output();
         let (clock, clock_stream) = builder.new_output();
@@ -53,7 +57,7 @@ impl<'s> ParseRecords<'s> for StreamVec<'s, Epoch, RawLine> {
         let mut clock = OutputBuilder::from(clock);
         builder.build(move |_caps| {
             let op_metrics = OperatorMetrics::new("parse", worker, &["ok", "dead_letter"]);
-            let mut last_ts: HashMap<u32, Millis> = HashMap::new();
+            let mut last_ts: HashMap<u32, Option<Millis>> = HashMap::new();
             let mut latency = Batch::default();
             // Every reason is exported from the start, at zero (rates and ratios need it).
             for reason in DeadReason::ALL {
@@ -72,19 +76,26 @@ impl<'s> ParseRecords<'s> for StreamVec<'s, Epoch, RawLine> {
                     let mut ingest = Millis::MIN;
                     let now = crate::time::now_ms();
                     let limit = now.saturating_add(FUTURE_SLACK_MS);
-                    for batch in data {
-                        for raw in batch.drain(..) {
+                    for chunk in data.flat_map(|batch| batch.drain(..)) {
+                        let Some(source) = chunk.source() else {
+                            continue;
+                        };
+                        let last = last_ts.entry(source).or_default();
+                        if let Carry::Known(t) = chunk.carry {
+                            *last = t;
+                        }
+                        let (worker, dealt) = (chunk.worker, chunk.len());
+                        let parser = plan.parser(source);
+                        chunk.for_each(|raw| {
                             n_in += 1;
-                            let (rec, letter) = match plan.parser(raw.pos.source) {
+                            let (rec, letter) = match parser {
                                 Some(p) => p.parse(raw),
                                 None => (None, None),
                             };
                             if let Some(mut rec) = rec {
                                 match rec.ts {
-                                    Some(t) => {
-                                        last_ts.insert(rec.pos.source, t);
-                                    }
-                                    None => rec.ts = last_ts.get(&rec.pos.source).copied(),
+                                    Some(t) => *last = Some(t),
+                                    None => rec.ts = *last,
                                 }
                                 if let Some(t) = rec.ts.filter(|&t| t <= limit) {
                                     newest = newest.max(t);
@@ -99,7 +110,8 @@ impl<'s> ParseRecords<'s> for StreamVec<'s, Epoch, RawLine> {
                                 n_dead += 1;
                                 dead_s.give(letter);
                             }
-                        }
+                        });
+                        backlog.done(worker, dealt);
                     }
                     drop((ok_s, dead_s));
                     if newest > Millis::MIN {

@@ -71,8 +71,9 @@ pub struct JobConfig {
     /// replays give the same result for any number of workers.
     pub batch_lines: usize,
     /// Epochs an input may run ahead of the slowest output before it waits (back-pressure).
-    /// Default: 2 for replays (what is in flight stays in cache), 8 for live inputs (ticks of
-    /// wall-clock time: room to catch up after a stall).
+    /// Default for replays: one more than the workers of a process (few in flight stay in
+    /// cache, and each worker has a chunk to parse while the next is read); 8 for live inputs
+    /// (ticks of wall-clock time: room to catch up after a stall).
     pub max_inflight_epochs: Option<u64>,
     /// Epoch length for live inputs (stdin, `follow`): they are stamped with wall-clock ticks.
     pub tick: Duration,

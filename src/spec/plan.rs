@@ -241,10 +241,11 @@ impl Plan {
         if workers == 0 {
             return Err(err("workers must be at least 1".into()));
         }
-        let max_inflight_epochs = spec
-            .job
-            .max_inflight_epochs
-            .unwrap_or(if live { 8 } else { 2 });
+        let max_inflight_epochs = spec.job.max_inflight_epochs.unwrap_or(if live {
+            8
+        } else {
+            workers.max(1) as u64 + 1
+        });
         if spec.job.batch_lines == 0 || max_inflight_epochs == 0 {
             return Err(err(
                 "job.batch_lines and job.max_inflight_epochs must be at least 1".into(),

@@ -41,7 +41,7 @@ proptest! {
     #[test]
     fn every_parser_returns_a_record_or_a_dead_letter(bytes in prop_oneof![loggy().prop_map(String::into_bytes), proptest::collection::vec(any::<u8>(), 0..200)]) {
         for p in hephaestus::fuzz::parsers() {
-            let (rec, dead) = p.parse(raw(bytes.clone(), 1));
+            let (rec, dead) = p.parse(&raw(bytes.clone(), 1));
             prop_assert!(rec.is_some() || dead.is_some(), "{:?} lost {:?}", p.format, String::from_utf8_lossy(&bytes));
         }
     }

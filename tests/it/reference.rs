@@ -60,7 +60,7 @@ pub fn run(plan: &Plan) -> Vec<String> {
         joiner.flush(true, &mut out);
         emitted.extend(out.into_iter().map(|r| (end_epoch, r)));
         for (epoch, raw) in emitted {
-            let (rec, _dead) = input.parser.parse(raw);
+            let (rec, _dead) = input.parser.parse(&raw);
             let Some(mut rec) = rec else { continue };
             match rec.ts {
                 Some(t) => last_ts = Some(t),

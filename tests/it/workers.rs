@@ -196,3 +196,62 @@ fn dataflow_matches_sequential_reference() {
         }
     }
 }
+
+/// A replay's records are parsed in chunks on every worker of the process; a record without a
+/// timestamp takes the one before it in its input even when that one was parsed elsewhere, in
+/// another chunk, or several chunks back (runs of timestamp-less lines longer than a chunk).
+#[test]
+fn lines_without_timestamps_inherit_across_dealt_chunks() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut rng = Rng(7);
+    let mut t = 1_767_225_600_000i64;
+    let mut inputs = Vec::new();
+    for f in 0..2 {
+        let mut out = Vec::new();
+        while out.len() < 1500 {
+            // Timestamps jump by minutes, so an event given the wrong one lands in another
+            // window (and the incident's windows, first and last seen differ).
+            t += 30_000 + rng.below(150_000) as i64;
+            out.push(format!(
+                "{} ERROR [main] com.shop.Web: {}",
+                stamp(t),
+                fill(rng.pick(ERRORS), &mut rng)
+            ));
+            let run = match rng.below(4) {
+                0 => 0,
+                1 => rng.below(4),
+                _ => rng.below(40),
+            };
+            for _ in 0..run {
+                out.push(format!("segfault in worker {} (core dumped)", rng.below(3)));
+            }
+        }
+        let path = dir.path().join(format!("bare-{f}.log"));
+        std::fs::write(&path, out.join("\n") + "\n").expect("write log");
+        inputs.push(path);
+    }
+    let spec = dir.path().join("spec.toml");
+    std::fs::write(
+        &spec,
+        "[job]\nbatch_lines = 11\n\n[[sources]]\npaths = [\"bare-*.log\"]\n\n[incident]\nwindow = \"1m\"\nquiet_period = \"10m\"\nreemit_interval = \"2m\"\n\n[metrics]\nenabled = false\n",
+    )
+    .expect("write spec");
+    let out_dir = tempfile::tempdir().expect("tempdir");
+    let want = reference::run(&plan(&spec, &inputs, 1, out_dir.path()));
+    assert!(
+        want.iter().any(|l| l.contains("segfault in worker")),
+        "the bare lines make incidents: {} lines",
+        want.len()
+    );
+    for workers in [1, 2, 3] {
+        let out_dir = tempfile::tempdir().expect("tempdir");
+        let got = run_plan(
+            plan(&spec, &inputs, workers, out_dir.path()),
+            out_dir.path(),
+        );
+        assert!(
+            got.incidents == want,
+            "{workers} workers differ from the reference"
+        );
+    }
+}
