@@ -8,10 +8,11 @@
 //! chunk says what its first records inherit, or to go on from this worker's own. State: the
 //! last timestamp of each input.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 
 use timely::dataflow::StreamVec;
 use timely::dataflow::channels::pact::Exchange;
+use timely::dataflow::operators::Capability;
 use timely::dataflow::operators::generic::OutputBuilder;
 use timely::dataflow::operators::generic::builder_rc::OperatorBuilder;
 
@@ -55,6 +56,7 @@ impl<'s> ParseRecords<'s> for StreamVec<'s, Epoch, Chunk> {
         let mut ok = OutputBuilder::from(ok);
         let mut dead = OutputBuilder::from(dead);
         let mut clock = OutputBuilder::from(clock);
+        let activator = scope.activator_for(builder.operator_info().address);
         builder.build(move |_caps| {
             let op_metrics = OperatorMetrics::new("parse", worker, &["ok", "dead_letter"]);
             let mut last_ts: HashMap<u32, Option<Millis>> = HashMap::new();
@@ -63,30 +65,41 @@ impl<'s> ParseRecords<'s> for StreamVec<'s, Epoch, Chunk> {
             for reason in DeadReason::ALL {
                 metrics::dead_letters(reason.as_str(), 0);
             }
+            // Chunks received and not parsed yet: one is parsed per scheduling, so that the
+            // progress of each reaches the other workers at once (parsing everything queued in
+            // one go held their cluster and incident stages back until all of it was done).
+            let mut queue: VecDeque<([Capability<Epoch>; 3], Chunk)> = VecDeque::new();
             move |_frontiers| {
                 let mut ok = ok.activate();
                 let mut dead = dead.activate();
                 let mut clock = clock.activate();
-                input.for_each_stamp(|cap, data| {
-                    let mut ok_s = ok.session(&cap);
-                    let mut dead_s = dead.session(&cap);
+                input.for_each(|cap, data| {
+                    // A message's stamp always holds its time.
+                    let Some(&t) = cap.least() else { return };
+                    for chunk in data.drain(..) {
+                        queue.push_back(([0, 1, 2].map(|port| cap.delayed(&t, port)), chunk));
+                    }
+                });
+                if queue.len() > 1 {
+                    activator.activate();
+                }
+                if let Some(([ok_cap, dead_cap, clock_cap], chunk)) = queue.pop_front() {
+                    let mut ok_s = ok.session(&ok_cap);
+                    let mut dead_s = dead.session(&dead_cap);
                     let (mut n_in, mut n_ok, mut n_dead) = (0, 0, 0);
                     let mut reasons = [0usize; DeadReason::ALL.len()];
                     let mut newest = Millis::MIN;
                     let mut ingest = Millis::MIN;
                     let now = crate::time::now_ms();
                     let limit = now.saturating_add(FUTURE_SLACK_MS);
-                    for chunk in data.flat_map(|batch| batch.drain(..)) {
-                        let Some(source) = chunk.source() else {
-                            continue;
-                        };
+                    if let Some(source) = chunk.source() {
                         let last = last_ts.entry(source).or_default();
                         if let Carry::Known(t) = chunk.carry {
                             *last = t;
                         }
                         let (worker, dealt) = (chunk.worker, chunk.len());
                         let parser = plan.parser(source);
-                        chunk.for_each(|raw| {
+                        for raw in &chunk.records {
                             n_in += 1;
                             let (rec, letter) = match parser {
                                 Some(p) => p.parse(raw),
@@ -110,14 +123,14 @@ impl<'s> ParseRecords<'s> for StreamVec<'s, Epoch, Chunk> {
                                 n_dead += 1;
                                 dead_s.give(letter);
                             }
-                        });
+                        }
                         backlog.done(worker, dealt);
                     }
                     drop((ok_s, dead_s));
                     if newest > Millis::MIN {
-                        clock.session(&cap).give((newest, true));
+                        clock.session(&clock_cap).give((newest, true));
                     } else if ingest > Millis::MIN {
-                        clock.session(&cap).give((ingest, false));
+                        clock.session(&clock_cap).give((ingest, false));
                     }
                     op_metrics.batch(n_in, &[n_ok, n_dead]);
                     op_metrics.latency(&mut latency);
@@ -128,7 +141,7 @@ impl<'s> ParseRecords<'s> for StreamVec<'s, Epoch, Chunk> {
                             metrics::dead_letters(reason.as_str(), n);
                         }
                     }
-                });
+                }
             }
         });
         (ok_stream, dead_stream, clock_stream)
