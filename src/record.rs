@@ -175,6 +175,11 @@ pub struct ErrorEvent {
     pub severity: Level,
     /// Why: `level`, `trace`, `keyword:<k>`, `rule:<name>`, `http_status`.
     pub reasons: Vec<String>,
+    /// The message's masked tokens, for an event to be mined: computed by the detect stage, on
+    /// the worker that parsed the record, so that the worker owning the template only mines.
+    /// Not serialized; the cluster stage masks the message itself when they are absent.
+    #[serde(skip)]
+    pub tokens: Vec<String>,
 }
 
 /// Message errors are grouped by template, errors with a stack trace by trace fingerprint.

@@ -347,8 +347,11 @@ impl Sink for Vec<String> {
 
 /// Masks `message` into `out` (cleared first).
 pub fn mask_into(message: &str, out: &mut Vec<String>) {
+    thread_local! {
+        static MASKER: std::cell::RefCell<Masker> = std::cell::RefCell::default();
+    }
     out.clear();
-    Masker::default().mask(message, out);
+    MASKER.with_borrow_mut(|m| m.mask(message, out));
 }
 
 /// Convenience: the masked tokens of a message.

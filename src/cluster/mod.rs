@@ -87,11 +87,31 @@ pub fn message_key(message: &str) -> u64 {
 /// position) for traces, whose fingerprint needs no state.
 pub fn exchange_key(ev: &ErrorEvent) -> u64 {
     let rec = &ev.record;
-    if rec.trace.is_some() || rec.format == Format::Access {
+    if !mined(rec) {
         crate::pipeline::spread(&rec.pos)
-    } else {
+    } else if ev.tokens.is_empty() {
         message_key(&rec.message)
+    } else {
+        tokens_key(&ev.tokens)
     }
+}
+
+/// Whether an error event's message is mined into a template (no stack trace, not an access
+/// log line, whose route is its template).
+pub fn mined(rec: &LogRecord) -> bool {
+    rec.trace.is_none() && rec.format != Format::Access
+}
+
+/// `message_key` of the message whose masked tokens these are.
+pub fn tokens_key(tokens: &[String]) -> u64 {
+    let mut sink = tokens::PartitionSink::default();
+    for t in tokens {
+        mask::Sink::token(&mut sink, t.as_bytes());
+        if mask::Sink::full(&sink) {
+            break;
+        }
+    }
+    sink.finish()
 }
 
 pub struct Clusterer {
@@ -122,7 +142,10 @@ impl Clusterer {
         &mut self.miner
     }
 
-    pub fn cluster(&mut self, event: ErrorEvent) -> Clustered {
+    pub fn cluster(&mut self, mut event: ErrorEvent) -> Clustered {
+        // The masked tokens the detect stage computed, or (from another process, or a test)
+        // none yet: masked here.
+        let tokens = std::mem::take(&mut event.tokens);
         let rec = &event.record;
         let stateless = |event, fingerprint, kind, title: String, template| Clustered {
             event,
@@ -154,7 +177,11 @@ impl Clusterer {
                 template,
             );
         }
-        mask::mask_into(&rec.message, &mut self.tokens);
+        if tokens.is_empty() {
+            mask::mask_into(&rec.message, &mut self.tokens);
+        } else {
+            self.tokens = tokens;
+        }
         let m = self.miner.insert(&self.tokens);
         Clustered {
             event,
@@ -223,6 +250,7 @@ mod tests {
             record,
             severity: Level::Error,
             reasons: vec!["http_status".into()],
+            tokens: Vec::new(),
         }
     }
 

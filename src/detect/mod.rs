@@ -188,6 +188,7 @@ impl Detector {
             record: rec,
             severity,
             reasons,
+            tokens: Vec::new(),
         })
     }
 }

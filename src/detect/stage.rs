@@ -31,7 +31,14 @@ impl<'s> DetectErrors<'s> for StreamVec<'s, Epoch, LogRecord> {
                     let now = crate::time::now_ms();
                     for batch in data {
                         n_in += batch.len();
-                        for event in batch.drain(..).filter_map(|rec| plan.detector.detect(rec)) {
+                        for mut event in batch.drain(..).filter_map(|rec| plan.detector.detect(rec))
+                        {
+                            if crate::cluster::mined(&event.record) {
+                                crate::cluster::mask::mask_into(
+                                    &event.record.message,
+                                    &mut event.tokens,
+                                );
+                            }
                             n_out += 1;
                             latency.observe_ms(now, event.record.ingest_ms);
                             session.give(event);

@@ -144,6 +144,7 @@ mod tests {
                 record,
                 severity: Level::Error,
                 reasons: vec!["level".into()],
+                tokens: Vec::new(),
             },
             fingerprint: fp,
             route,
