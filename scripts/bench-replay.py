@@ -7,13 +7,13 @@ pipeline (parse, detect, cluster, incidents; no sink I/O) at 1 and 2 workers, ru
 logs at a fixed 100,000 lines/s for 60 s while sampling the process's RSS, and runs Python
 Drain3 (installed from PyPI into a virtual environment under target/) on the same files.
 
-    python3 scripts/bench-replay.py [--runs 3] [--loop 3] [--rate-seconds 60] [--out BENCHMARKS.md]
+    python3 scripts/bench-replay.py [--runs 5] [--loop 3] [--rate-seconds 60] [--out BENCHMARKS.md]
 """
 import argparse, json, os, platform, statistics, subprocess, sys, tempfile, time
 
 root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ap = argparse.ArgumentParser()
-ap.add_argument("--runs", type=int, default=3)
+ap.add_argument("--runs", type=int, default=5)
 ap.add_argument("--loop", type=int, default=3,
                 help="passes over each file per run (--loop): 3 M lines, so a run measures the steady state, not start-up")
 ap.add_argument("--rate", type=int, default=100_000)
