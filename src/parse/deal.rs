@@ -110,6 +110,11 @@ impl Backlog {
         }
     }
 
+    #[cfg(test)]
+    fn queued(&self, worker: u32) -> Option<usize> {
+        Some(self.slot(worker)?.load(Ordering::Relaxed))
+    }
+
     /// The worker with the shortest queue; ties go to the first from `turn` on.
     fn shortest(&self, turn: u32) -> u32 {
         let k = self.queued.len() as u32;
@@ -146,8 +151,9 @@ impl Dealer {
     }
 
     /// A chunk that stays on this worker, continuing its state (Kafka partitions, live inputs,
-    /// one worker).
+    /// one worker). Queued like any other: the parse stage counts every chunk done.
     pub fn keep(&self, records: Vec<RawLine>) -> Chunk {
+        self.backlog.add(self.me, records.len());
         Chunk {
             worker: self.me,
             carry: Carry::Continue,
@@ -357,5 +363,22 @@ mod tests {
         assert_eq!((a.carry, b.carry), (Carry::Known(None), Carry::Known(None)));
         assert_eq!(c.carry, Carry::Known(Some(1)));
         assert_eq!(dealer.keep(Vec::new()).worker, 1);
+    }
+
+    #[test]
+    fn kept_chunks_are_queued_and_done_like_dealt_ones() {
+        let backlog = Backlog::new(0, 2);
+        let mut dealer = Dealer::new(0, backlog.clone());
+        let kept = dealer.keep(recs(9, 0, &[None; 5]));
+        let dealt = dealer.deal(0, recs(0, 0, &[Some(1); 3]), ts_of);
+        assert_eq!(
+            backlog.queued(0),
+            Some(5 + if dealt.worker == 0 { 3 } else { 0 })
+        );
+        // What the parse stage does with each chunk it received.
+        for c in [kept, dealt] {
+            backlog.done(c.worker, c.len());
+        }
+        assert_eq!((backlog.queued(0), backlog.queued(1)), (Some(0), Some(0)));
     }
 }
