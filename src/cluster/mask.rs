@@ -347,11 +347,16 @@ impl Sink for Vec<String> {
 
 /// Masks `message` into `out` (cleared first).
 pub fn mask_into(message: &str, out: &mut Vec<String>) {
+    out.clear();
+    mask_with(message, out);
+}
+
+/// Masks `message` into `sink` with this thread's masker (its buffers are reused).
+pub fn mask_with(message: &str, sink: &mut impl Sink) {
     thread_local! {
         static MASKER: std::cell::RefCell<Masker> = std::cell::RefCell::default();
     }
-    out.clear();
-    MASKER.with_borrow_mut(|m| m.mask(message, out));
+    MASKER.with_borrow_mut(|m| m.mask(message, sink));
 }
 
 /// Convenience: the masked tokens of a message.

@@ -75,11 +75,8 @@ impl ClusterConfig {
 /// The partition key of a message: the hash of its first masked token without a variable
 /// (the `partition` of its `LineKey`). Masking stops at that token.
 pub fn message_key(message: &str) -> u64 {
-    thread_local! {
-        static MASKER: std::cell::RefCell<mask::Masker> = std::cell::RefCell::default();
-    }
     let mut sink = tokens::PartitionSink::default();
-    MASKER.with_borrow_mut(|m| m.mask(message, &mut sink));
+    mask::mask_with(message, &mut sink);
     sink.finish()
 }
 
