@@ -156,14 +156,11 @@ fn dataflow_matches_sequential_reference() {
     for seed in [1u64, 2, 3] {
         let dir = tempfile::tempdir().expect("tempdir");
         let inputs = generate(seed, dir.path(), 3, 400 + 150 * seed as usize);
-        let spec = dir.path().join("spec.toml");
-        std::fs::write(
-            &spec,
+        let (spec, want) = reference_run(
+            dir.path(),
             "[job]\nbatch_lines = 13\n\n[[sources]]\npaths = [\"gen-*.log\"]\n\n[incident]\nwindow = \"1m\"\nquiet_period = \"5m\"\nreemit_interval = \"2m\"\nescalate_min = 10\n\n[metrics]\nenabled = false\n",
-        )
-        .expect("write spec");
-        let out_dir = tempfile::tempdir().expect("tempdir");
-        let want = reference::run(&plan(&spec, &inputs, 1, out_dir.path()));
+            &inputs,
+        );
         let states: std::collections::BTreeSet<&str> = want
             .iter()
             .filter_map(|l| l.split("\"state\":\"").nth(1))
@@ -173,26 +170,51 @@ fn dataflow_matches_sequential_reference() {
             states.len() >= 5 && states.contains("merged"),
             "seed {seed}: the input exercises the lifecycle and template merges, states seen: {states:?}"
         );
-        for workers in [1, 2, 3, 5] {
-            let out_dir = tempfile::tempdir().expect("tempdir");
-            let got = run_plan(
-                plan(&spec, &inputs, workers, out_dir.path()),
-                out_dir.path(),
+        assert_workers_match(
+            &spec,
+            &inputs,
+            &want,
+            &[1, 2, 3, 5],
+            &format!("seed {seed}"),
+        );
+    }
+}
+
+/// Writes `spec_text` to `dir/spec.toml` and runs the sequential reference on `inputs`: the
+/// spec's path and the incident lines the job should write.
+fn reference_run(dir: &Path, spec_text: &str, inputs: &[PathBuf]) -> (PathBuf, Vec<String>) {
+    let spec = dir.join("spec.toml");
+    std::fs::write(&spec, spec_text).expect("write spec");
+    let out_dir = tempfile::tempdir().expect("tempdir");
+    let want = reference::run(&plan(&spec, inputs, 1, out_dir.path()));
+    (spec, want)
+}
+
+/// Runs the job with each number of workers; each must write `want`, or the first difference
+/// is named.
+fn assert_workers_match(
+    spec: &Path,
+    inputs: &[PathBuf],
+    want: &[String],
+    workers: &[usize],
+    label: &str,
+) {
+    for &workers in workers {
+        let out_dir = tempfile::tempdir().expect("tempdir");
+        let got = run_plan(plan(spec, inputs, workers, out_dir.path()), out_dir.path());
+        if got.incidents != want {
+            let i = want
+                .iter()
+                .zip(&got.incidents)
+                .position(|(a, b)| a != b)
+                .unwrap_or(want.len().min(got.incidents.len()));
+            panic!(
+                "{label}, {workers} workers: {} lines vs reference {}; first difference at {i}:\n  reference: {}\n  dataflow:  {}",
+                got.incidents.len(),
+                want.len(),
+                want.get(i).map_or("<none>", String::as_str),
+                got.incidents.get(i).map_or("<none>", String::as_str)
             );
-            if got.incidents != want {
-                let i = want
-                    .iter()
-                    .zip(&got.incidents)
-                    .position(|(a, b)| a != b)
-                    .unwrap_or(want.len().min(got.incidents.len()));
-                panic!(
-                    "seed {seed}, {workers} workers: {} lines vs reference {}; first difference at {i}:\n  reference: {}\n  dataflow:  {}",
-                    got.incidents.len(),
-                    want.len(),
-                    want.get(i).map_or("<none>", String::as_str),
-                    got.incidents.get(i).map_or("<none>", String::as_str)
-                );
-            }
         }
     }
 }
@@ -230,28 +252,15 @@ fn lines_without_timestamps_inherit_across_dealt_chunks() {
         std::fs::write(&path, out.join("\n") + "\n").expect("write log");
         inputs.push(path);
     }
-    let spec = dir.path().join("spec.toml");
-    std::fs::write(
-        &spec,
+    let (spec, want) = reference_run(
+        dir.path(),
         "[job]\nbatch_lines = 11\n\n[[sources]]\npaths = [\"bare-*.log\"]\n\n[incident]\nwindow = \"1m\"\nquiet_period = \"10m\"\nreemit_interval = \"2m\"\n\n[metrics]\nenabled = false\n",
-    )
-    .expect("write spec");
-    let out_dir = tempfile::tempdir().expect("tempdir");
-    let want = reference::run(&plan(&spec, &inputs, 1, out_dir.path()));
+        &inputs,
+    );
     assert!(
         want.iter().any(|l| l.contains("segfault in worker")),
         "the bare lines make incidents: {} lines",
         want.len()
     );
-    for workers in [1, 2, 3] {
-        let out_dir = tempfile::tempdir().expect("tempdir");
-        let got = run_plan(
-            plan(&spec, &inputs, workers, out_dir.path()),
-            out_dir.path(),
-        );
-        assert!(
-            got.incidents == want,
-            "{workers} workers differ from the reference"
-        );
-    }
+    assert_workers_match(&spec, &inputs, &want, &[1, 2, 3], "timestamp-less runs");
 }
