@@ -153,7 +153,7 @@ impl LineKey {
 pub struct KeySink<'a> {
     pow: &'a mut Powers,
     key: LineKey,
-    found_partition: bool,
+    partition: PartitionSink,
 }
 
 impl<'a> KeySink<'a> {
@@ -161,16 +161,15 @@ impl<'a> KeySink<'a> {
         KeySink {
             pow,
             key: LineKey::default(),
-            found_partition: false,
+            partition: PartitionSink::default(),
         }
     }
 
     pub fn finish(self) -> LineKey {
-        let mut key = self.key;
-        if !self.found_partition {
-            key.partition = stable_hash(b"");
+        LineKey {
+            partition: self.partition.finish(),
+            ..self.key
         }
-        key
     }
 }
 
@@ -180,14 +179,12 @@ impl Sink for KeySink<'_> {
         let p = self.pow.get(i + 1)[i];
         self.key.seq = self.key.seq.wrapping_add(token_hash(token).wrapping_mul(p));
         self.key.len += 1;
-        if !self.found_partition && memchr::memmem::find(token, WILDCARD.as_bytes()).is_none() {
-            self.key.partition = token_hash(token);
-            self.found_partition = true;
-        }
+        self.partition.token(token);
     }
 }
 
-/// Only the partition of a `LineKey` (must agree with `KeySink`); full once it has it.
+/// The partition of a `LineKey`: the hash of the first token without a variable (of the empty
+/// string when there is none). Full once it has it.
 #[derive(Default)]
 pub struct PartitionSink(Option<u64>);
 
