@@ -83,3 +83,74 @@ impl IncidentConfig {
         t - t.rem_euclid(self.window.0)
     }
 }
+
+/// Adds a batch's count changes to `sums`: `+1` per event to its total and to its window (the
+/// keys differential counts), summed per key, so one change per key and batch is sent on.
+pub fn count_changes<'a>(
+    events: impl IntoIterator<Item = &'a crate::record::Clustered>,
+    cfg: &IncidentConfig,
+    sums: &mut rustc_hash::FxHashMap<CountKey, isize>,
+) {
+    for c in events {
+        let window = cfg.window_of(c.event.record.time());
+        *sums.entry((c.route, c.fingerprint, None)).or_default() += 1;
+        *sums
+            .entry((c.route, c.fingerprint, Some(window)))
+            .or_default() += 1;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::record::{Clustered, ErrorEvent, LogRecord};
+
+    fn event(route: u64, fingerprint: u64, ts: i64) -> Clustered {
+        Clustered {
+            event: ErrorEvent {
+                record: LogRecord {
+                    ts: Some(ts),
+                    ..LogRecord::default()
+                },
+                severity: crate::record::Level::Error,
+                reasons: Vec::new(),
+                tokens: Vec::new(),
+            },
+            fingerprint,
+            route,
+            kind: crate::record::Kind::Message,
+            title: String::new(),
+            template: String::new(),
+            merges: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn count_changes_sum_what_one_change_per_event_would_give() {
+        let cfg = IncidentConfig::default();
+        let w = cfg.window.0;
+        let events = [
+            event(1, 10, 0),
+            event(1, 10, w - 1),
+            event(1, 10, w),
+            event(2, 20, 5),
+            event(1, 11, 5),
+        ];
+        let mut sums = rustc_hash::FxHashMap::default();
+        count_changes(&events[..2], &cfg, &mut sums);
+        count_changes(&events[2..], &cfg, &mut sums);
+        let mut got: Vec<(CountKey, isize)> = sums.into_iter().collect();
+        got.sort();
+        // The plain definition: +1 per event and key, consolidated.
+        let mut want: std::collections::BTreeMap<CountKey, isize> = Default::default();
+        for e in &events {
+            let t = e.event.record.time();
+            for k in [None, Some(t - t.rem_euclid(w))] {
+                *want.entry((e.route, e.fingerprint, k)).or_default() += 1;
+            }
+        }
+        assert_eq!(got, want.into_iter().collect::<Vec<_>>());
+        // Ten changes, seven keys: fingerprint 10's total and first window are summed.
+        assert_eq!(got.len(), 7, "{got:?}");
+    }
+}

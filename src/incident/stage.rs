@@ -16,40 +16,23 @@
 use std::collections::BTreeMap;
 
 use differential_dataflow::AsCollection;
-use serde::{Deserialize, Serialize};
+use rustc_hash::FxHashMap;
 use timely::dataflow::StreamVec;
-use timely::dataflow::channels::pact::Pipeline;
+use timely::dataflow::channels::pact::{Exchange, Pipeline};
 use timely::dataflow::operators::generic::OutputBuilder;
 use timely::dataflow::operators::generic::builder_rc::OperatorBuilder;
-use timely::dataflow::operators::vec::{Broadcast, Map};
-use timely::dataflow::operators::{Capability, Concat, ConnectLoop, Exchange, Feedback, Operator};
+use timely::dataflow::operators::vec::Broadcast;
+use timely::dataflow::operators::{
+    Capability, Concat, ConnectLoop, Exchange as _, Feedback, InputCapability,
+};
 
-use super::{Book, CountKey, state};
+use super::{Book, CountKey, IncidentConfig, count_changes, state};
 use crate::checkpoint::{Schedule, Watermark};
 use crate::job::Ctx;
 use crate::metrics::{self, Batch, Histogram, OperatorMetrics, Stats, names};
 use crate::parse::stage::ClockTick;
 use crate::pipeline::Epoch;
 use crate::record::{Clustered, Incident, State};
-
-/// Everything the book operator consumes, on one stream.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-enum Input {
-    Event(Box<Clustered>),
-    Count(CountKey, u64, isize),
-    Clock(ClockTick),
-}
-
-impl Input {
-    /// Count changes go to the worker that owns their route.
-    fn route(&self) -> u64 {
-        match self {
-            Input::Event(c) => c.route,
-            Input::Count(key, _, _) => key.0,
-            Input::Clock(_) => 0,
-        }
-    }
-}
 
 type Update = (CountKey, Epoch, isize);
 
@@ -61,6 +44,78 @@ struct EpochInput {
     events: Vec<Clustered>,
     counts: Vec<(CountKey, u64, isize)>,
     clock: Vec<ClockTick>,
+}
+
+/// Per epoch not yet complete: capabilities for the incident and retraction outputs, and input.
+type Pending = BTreeMap<Epoch, (Capability<Epoch>, Capability<Epoch>, EpochInput)>;
+
+/// The book's input for the epoch of `cap`.
+fn slot_of<'a>(
+    pending: &'a mut Pending,
+    cap: &InputCapability<Epoch>,
+) -> Option<&'a mut EpochInput> {
+    let t = cap.least().copied()?;
+    let slot = pending.entry(t).or_insert_with(|| {
+        (
+            cap.delayed(&t, 0),
+            cap.delayed(&t, 1),
+            EpochInput::default(),
+        )
+    });
+    Some(&mut slot.2)
+}
+
+/// A count from differential: (key, count), time, change.
+type Counted = ((CountKey, isize), Epoch, isize);
+
+/// Passes events through unchanged and emits their count changes, summed per key and batch
+/// (`count_changes`), so differential sees one change per key rather than two per event, and
+/// no event is cloned. `seeds` (restored counts) enter at epoch 0, before any event.
+fn count_keys<'s>(
+    events: StreamVec<'s, Epoch, Clustered>,
+    seeds: Vec<(CountKey, isize)>,
+    cfg: IncidentConfig,
+) -> (
+    StreamVec<'s, Epoch, Clustered>,
+    StreamVec<'s, Epoch, Update>,
+) {
+    let scope = events.scope();
+    let mut builder = OperatorBuilder::new("CountKeys".to_owned(), scope);
+    let mut input = builder.new_input(events, Pipeline);
+    let (pass, passed) = builder.new_output::<Vec<Clustered>>();
+    let (changes, updates) = builder.new_output::<Vec<Update>>();
+    let (mut pass, mut changes) = (OutputBuilder::from(pass), OutputBuilder::from(changes));
+    scope
+        .activator_for(builder.operator_info().address)
+        .activate();
+    builder.build(move |mut caps| {
+        let mut seed = caps.pop().map(|cap| (cap, seeds));
+        drop(caps);
+        let mut sums = FxHashMap::default();
+        move |_frontiers| {
+            let (mut pass, mut changes) = (pass.activate(), changes.activate());
+            if let Some((cap, seeds)) = seed.take() {
+                changes
+                    .session(&cap)
+                    .give_iterator(seeds.into_iter().map(|(k, d)| (k, 0, d)));
+            }
+            input.for_each_stamp(|cap, data| {
+                let Some(t) = cap.least().copied() else {
+                    return;
+                };
+                let out = cap.delayed(&t, 0);
+                let mut session = pass.session(&out);
+                for batch in data {
+                    count_changes(batch.iter(), &cfg, &mut sums);
+                    session.give_container(batch);
+                }
+                changes
+                    .session(&cap.delayed(&t, 1))
+                    .give_iterator(sums.drain().map(|(k, d)| (k, t, d)));
+            });
+        }
+    });
+    (passed, updates)
 }
 
 /// Incident updates, and the checkpoint stream (no data; see the module docs).
@@ -98,44 +153,16 @@ impl<'s> TrackIncidents<'s> for StreamVec<'s, Epoch, Clustered> {
 
         let events = self.exchange(|c: &Clustered| c.route);
         let (loop_handle, retractions) = scope.feedback::<Vec<Update>>(1);
-        let window_cfg = cfg.clone();
-        let updates = events
-            .clone()
-            .unary(Pipeline, "CountKeys", move |cap, info| {
-                // Restored counts enter the collection at epoch 0, before any event.
-                scope.activator_for(info.address).activate();
-                let mut seed = Some((cap, seeds));
-                move |input, output| {
-                    if let Some((cap, seeds)) = seed.take() {
-                        output
-                            .session(&cap)
-                            .give_iterator(seeds.into_iter().map(|(k, d)| (k, 0, d)));
-                    }
-                    input.for_each_stamp(|cap, data| {
-                        let Some(t) = cap.least().copied() else {
-                            return;
-                        };
-                        let mut session = output.session(&cap);
-                        for c in data.flat_map(|b| b.iter()) {
-                            let window = window_cfg.window_of(c.event.record.time());
-                            session.give(((c.route, c.fingerprint, None), t, 1isize));
-                            session.give(((c.route, c.fingerprint, Some(window)), t, 1isize));
-                        }
-                    });
-                }
-            });
-        let counts = updates.concat(retractions).as_collection().count();
-        let counts = counts
-            .inner
-            .map(|((key, n), _t, diff)| Input::Count(key, n.max(0) as u64, diff))
-            .exchange(Input::route);
-        let merged = events
-            .map(|c| Input::Event(Box::new(c)))
-            .concat(counts)
-            .concat(clock.broadcast().map(Input::Clock));
+        let (events, updates) = count_keys(events, seeds, cfg.clone());
+        let counts = updates.concat(retractions).as_collection().count().inner;
 
         let mut builder = OperatorBuilder::new("Incidents".to_owned(), scope);
-        let mut input = builder.new_input(merged, Pipeline);
+        // Events stay where their route put them; counts go to the worker owning their route;
+        // every worker sees the whole clock.
+        let mut events = builder.new_input(events, Pipeline);
+        let route = |((key, _), _, _): &Counted| key.0;
+        let mut counts = builder.new_input(counts, Exchange::new(route));
+        let mut clock = builder.new_input(clock.broadcast(), Pipeline);
         let (out, incidents) = builder.new_output();
         let (ret, retract_stream) = builder.new_output::<Vec<Update>>();
         let (_checkpoints, checkpoint_stream) = builder.new_output::<Vec<()>>();
@@ -161,8 +188,7 @@ impl<'s> TrackIncidents<'s> for StreamVec<'s, Epoch, Clustered> {
                 }
                 saved.is_ok()
             };
-            let mut pending: BTreeMap<Epoch, (Capability<Epoch>, Capability<Epoch>, EpochInput)> =
-                BTreeMap::new();
+            let mut pending: Pending = BTreeMap::new();
             let op_metrics = OperatorMetrics::new("incident", worker, &["ok"]);
             let mut latency = Batch::default();
             let w = worker.to_string();
@@ -171,28 +197,27 @@ impl<'s> TrackIncidents<'s> for StreamVec<'s, Epoch, Clustered> {
             move |frontiers| {
                 let mut out = out.activate();
                 let mut ret = ret.activate();
-                input.for_each_stamp(|cap, data| {
-                    let Some(t) = cap.least().copied() else {
-                        return;
-                    };
-                    let slot = pending.entry(t).or_insert_with(|| {
-                        (
-                            cap.delayed(&t, 0),
-                            cap.delayed(&t, 1),
-                            EpochInput::default(),
-                        )
-                    });
-                    for item in data.flat_map(|b| b.drain(..)) {
-                        match item {
-                            Input::Event(c) => slot.2.events.push(*c),
-                            Input::Count(k, n, d) => slot.2.counts.push((k, n, d)),
-                            Input::Clock(tick) => slot.2.clock.push(tick),
-                        }
+                events.for_each_stamp(|cap, data| {
+                    if let Some(slot) = slot_of(&mut pending, &cap) {
+                        data.for_each(|b| slot.events.append(b));
                     }
                 });
-                let frontier = &frontiers[0];
+                counts.for_each_stamp(|cap, data| {
+                    if let Some(slot) = slot_of(&mut pending, &cap) {
+                        let changes = data.flat_map(|b| b.drain(..));
+                        slot.counts
+                            .extend(changes.map(|((k, n), _, d)| (k, n.max(0) as u64, d)));
+                    }
+                });
+                clock.for_each_stamp(|cap, data| {
+                    if let Some(slot) = slot_of(&mut pending, &cap) {
+                        data.for_each(|b| slot.clock.append(b));
+                    }
+                });
+                // An epoch is complete once every input has passed it.
+                let complete = |t: &Epoch| !frontiers.iter().any(|f| f.less_equal(t));
                 while let Some(entry) = pending.first_entry() {
-                    if frontier.less_equal(entry.key()) {
+                    if !complete(entry.key()) {
                         break;
                     }
                     let t = *entry.key();
@@ -244,8 +269,12 @@ impl<'s> TrackIncidents<'s> for StreamVec<'s, Epoch, Clustered> {
                     ret.session(&cap_ret)
                         .give_iterator(retract.drain(..).map(|(k, d)| (k, t + 1, d)));
                 }
-                match frontier.frontier().iter().min() {
-                    Some(&t) => {
+                let least = frontiers
+                    .iter()
+                    .flat_map(|f| f.frontier().iter().min().copied())
+                    .min();
+                match least {
+                    Some(t) => {
                         if let Some(h) = held.as_mut()
                             && t > *h.time()
                         {
