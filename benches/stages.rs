@@ -213,7 +213,7 @@ fn incident(c: &mut Criterion) {
                     record,
                     severity: Level::Error,
                     reasons: vec!["level".into()],
-                    tokens: Vec::new(),
+                    key: None,
                 },
                 fingerprint: i % 20,
                 route: i % 20,

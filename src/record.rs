@@ -175,11 +175,12 @@ pub struct ErrorEvent {
     pub severity: Level,
     /// Why: `level`, `trace`, `keyword:<k>`, `rule:<name>`, `http_status`.
     pub reasons: Vec<String>,
-    /// The message's masked tokens, for an event to be mined: computed by the detect stage, on
-    /// the worker that parsed the record, so that the worker owning the template only mines.
-    /// Not serialized; the cluster stage masks the message itself when they are absent.
+    /// The key of the message's masked line, for an event to be mined: computed by the detect
+    /// stage, on the worker that parsed the record, so that the worker owning the template
+    /// masks the message only when its memo misses. Not serialized; the cluster stage computes
+    /// it when it is absent.
     #[serde(skip)]
-    pub tokens: Vec<String>,
+    pub key: Option<crate::cluster::tokens::LineKey>,
 }
 
 /// Message errors are grouped by template, errors with a stack trace by trace fingerprint.

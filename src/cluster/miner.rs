@@ -221,6 +221,11 @@ impl Miner {
             Some(slot) => slot,
             None => self.insert_new(tokens, &key),
         };
+        self.matched(slot, &key)
+    }
+
+    /// The cluster `slot` (from `lookup` or `insert_new` of the line keyed `key`) stands in.
+    pub fn matched(&mut self, slot: Slot, key: &LineKey) -> Match {
         let r = self.find(slot);
         let n = self.node(r);
         Match {

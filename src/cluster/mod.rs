@@ -80,16 +80,28 @@ pub fn message_key(message: &str) -> u64 {
     sink.finish()
 }
 
+/// The `LineKey` of a message's masked line (its partition is `message_key`), masked with this
+/// thread's masker into no strings at all.
+pub fn key_of(message: &str) -> tokens::LineKey {
+    thread_local! {
+        static POWERS: std::cell::RefCell<tokens::Powers> = std::cell::RefCell::default();
+    }
+    POWERS.with_borrow_mut(|pow| {
+        let mut sink = tokens::KeySink::new(pow);
+        mask::mask_with(message, &mut sink);
+        sink.finish()
+    })
+}
+
 /// Where an event must be clustered: the template partition for messages; anywhere (spread by
 /// position) for traces, whose fingerprint needs no state.
 pub fn exchange_key(ev: &ErrorEvent) -> u64 {
     let rec = &ev.record;
     if !mined(rec) {
         crate::pipeline::spread(&rec.pos)
-    } else if ev.tokens.is_empty() {
-        message_key(&rec.message)
     } else {
-        tokens_key(&ev.tokens)
+        ev.key
+            .map_or_else(|| message_key(&rec.message), |k| k.partition)
     }
 }
 
@@ -97,18 +109,6 @@ pub fn exchange_key(ev: &ErrorEvent) -> u64 {
 /// log line, whose route is its template).
 pub fn mined(rec: &LogRecord) -> bool {
     rec.trace.is_none() && rec.format != Format::Access
-}
-
-/// `message_key` of the message whose masked tokens these are.
-pub fn tokens_key(tokens: &[String]) -> u64 {
-    let mut sink = tokens::PartitionSink::default();
-    for t in tokens {
-        mask::Sink::token(&mut sink, t.as_bytes());
-        if mask::Sink::full(&sink) {
-            break;
-        }
-    }
-    sink.finish()
 }
 
 pub struct Clusterer {
@@ -140,9 +140,8 @@ impl Clusterer {
     }
 
     pub fn cluster(&mut self, mut event: ErrorEvent) -> Clustered {
-        // The masked tokens the detect stage computed, or (from another process, or a test)
-        // none yet: masked here.
-        let tokens = std::mem::take(&mut event.tokens);
+        // The key the detect stage computed, or (from another process, or a test) none yet.
+        let key = event.key.take();
         let rec = &event.record;
         let stateless = |event, fingerprint, kind, title: String, template| Clustered {
             event,
@@ -174,12 +173,16 @@ impl Clusterer {
                 template,
             );
         }
-        if tokens.is_empty() {
-            mask::mask_into(&rec.message, &mut self.tokens);
-        } else {
-            self.tokens = tokens;
-        }
-        let m = self.miner.insert(&self.tokens);
+        let key = key.unwrap_or_else(|| key_of(&rec.message));
+        // The message is masked into strings only for a line the memo has not seen.
+        let slot = match self.miner.lookup(&key) {
+            Some(slot) => slot,
+            None => {
+                mask::mask_into(&rec.message, &mut self.tokens);
+                self.miner.insert_new(&self.tokens, &key)
+            }
+        };
+        let m = self.miner.matched(slot, &key);
         Clustered {
             event,
             fingerprint: m.id,
@@ -247,7 +250,7 @@ mod tests {
             record,
             severity: Level::Error,
             reasons: vec!["http_status".into()],
-            tokens: Vec::new(),
+            key: None,
         }
     }
 

@@ -237,11 +237,7 @@ mod tests {
             let fast = sink.finish();
             assert_eq!(fast, line_key(&mask(line), &mut pow), "{line}");
             assert_eq!(crate::cluster::message_key(line), fast.partition, "{line}");
-            assert_eq!(
-                crate::cluster::tokens_key(&mask(line)),
-                fast.partition,
-                "{line}"
-            );
+            assert_eq!(crate::cluster::key_of(line), fast, "{line}");
         }
     }
 

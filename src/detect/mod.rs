@@ -188,7 +188,7 @@ impl Detector {
             record: rec,
             severity,
             reasons,
-            tokens: Vec::new(),
+            key: None,
         })
     }
 }

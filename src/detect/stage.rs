@@ -34,10 +34,7 @@ impl<'s> DetectErrors<'s> for StreamVec<'s, Epoch, LogRecord> {
                         for mut event in batch.drain(..).filter_map(|rec| plan.detector.detect(rec))
                         {
                             if crate::cluster::mined(&event.record) {
-                                crate::cluster::mask::mask_into(
-                                    &event.record.message,
-                                    &mut event.tokens,
-                                );
+                                event.key = Some(crate::cluster::key_of(&event.record.message));
                             }
                             n_out += 1;
                             latency.observe_ms(now, event.record.ingest_ms);

@@ -114,7 +114,7 @@ mod tests {
                 },
                 severity: crate::record::Level::Error,
                 reasons: Vec::new(),
-                tokens: Vec::new(),
+                key: None,
             },
             fingerprint,
             route,

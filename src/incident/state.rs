@@ -144,7 +144,7 @@ mod tests {
                 record,
                 severity: Level::Error,
                 reasons: vec!["level".into()],
-                tokens: Vec::new(),
+                key: None,
             },
             fingerprint: fp,
             route,
