@@ -32,6 +32,14 @@ use crate::time::Millis;
 /// Records at the end of a chunk parsed here to find the timestamp the next chunk inherits.
 const CARRY_PROBES: usize = 8;
 
+/// Chunks an epoch's records of one input are dealt in. Each worker parses one chunk per
+/// scheduling, so smaller chunks let the workers pass records, events and progress back and
+/// forth sooner, and deal more evenly. Measured at two workers with 4,096-line epochs (binaries
+/// alternated, medians of 3-4): one chunk per epoch BGL 1.84 M, HDFS 3.31 M lines/s; four
+/// (1,024 records) 2.37 M and 4.06 M; eight were no better on BGL; the generated mixed logs
+/// are unchanged.
+pub const CHUNKS_PER_EPOCH: usize = 4;
+
 /// What the first records of a chunk without a timestamp of their own take.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Carry {
@@ -209,6 +217,11 @@ impl<'s> DealChunks<'s> for StreamVec<'s, Epoch, RawLine> {
         // With one worker, or inputs read live (small batches, latency first), every chunk
         // stays where it was read.
         let spread = plan.workers > 1 && !plan.live;
+        let most = if spread {
+            plan.batch_lines.div_ceil(CHUNKS_PER_EPOCH).max(1)
+        } else {
+            usize::MAX
+        };
         let backlog = ctx.backlog.clone();
         self.unary(Pipeline, "Deal", move |_cap, _info| {
             let mut dealer = Dealer::new(me, backlog);
@@ -216,10 +229,13 @@ impl<'s> DealChunks<'s> for StreamVec<'s, Epoch, RawLine> {
             move |input, output| {
                 input.for_each_stamp(|cap, data| {
                     let mut session = output.session(&cap);
-                    // One chunk per run of an input's records (a worker may read several).
+                    // One chunk per run of an input's records (a worker may read several), of
+                    // at most `most` records.
                     for raw in data.flat_map(|batch| batch.drain(..)) {
                         match by_source.last_mut() {
-                            Some((s, run)) if *s == raw.pos.source => run.push(raw),
+                            Some((s, run)) if *s == raw.pos.source && run.len() < most => {
+                                run.push(raw)
+                            }
                             _ => by_source.push((raw.pos.source, vec![raw])),
                         }
                     }

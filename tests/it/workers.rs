@@ -222,6 +222,8 @@ fn assert_workers_match(
 /// A replay's records are parsed in chunks on every worker of the process; a record without a
 /// timestamp takes the one before it in its input even when that one was parsed elsewhere, in
 /// another chunk, or several chunks back (runs of timestamp-less lines longer than a chunk).
+/// Epochs of 40 lines are dealt in chunks of 10: longer than the 8 records the dealer parses to
+/// find the carried timestamp, so some chunks must continue the state of the worker before.
 #[test]
 fn lines_without_timestamps_inherit_across_dealt_chunks() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -254,7 +256,7 @@ fn lines_without_timestamps_inherit_across_dealt_chunks() {
     }
     let (spec, want) = reference_run(
         dir.path(),
-        "[job]\nbatch_lines = 11\n\n[[sources]]\npaths = [\"bare-*.log\"]\n\n[incident]\nwindow = \"1m\"\nquiet_period = \"10m\"\nreemit_interval = \"2m\"\n\n[metrics]\nenabled = false\n",
+        "[job]\nbatch_lines = 40\n\n[[sources]]\npaths = [\"bare-*.log\"]\n\n[incident]\nwindow = \"1m\"\nquiet_period = \"10m\"\nreemit_interval = \"2m\"\n\n[metrics]\nenabled = false\n",
         &inputs,
     );
     assert!(
