@@ -110,14 +110,16 @@ impl Entry {
             (&mut self.services, &rec.service),
             (&mut self.hosts, &rec.host),
         ] {
+            // Looked up before cloning: nearly every event repeats what the set holds.
             if let Some(v) = value
-                && (set.len() < cfg.max_attrs || set.contains(v))
+                && set.len() < cfg.max_attrs
+                && !set.contains(v)
             {
                 set.insert(v.clone());
             }
         }
         for r in &c.event.reasons {
-            if self.reasons.len() < MAX_REASONS {
+            if self.reasons.len() < MAX_REASONS && !self.reasons.contains(r) {
                 self.reasons.insert(r.clone());
             }
         }
