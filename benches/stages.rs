@@ -218,7 +218,7 @@ fn incident(c: &mut Criterion) {
                 fingerprint: i % 20,
                 route: i % 20,
                 kind: Kind::Message,
-                title: format!("payment <*> declined ({})", i % 20),
+                title: format!("payment <*> declined ({})", i % 20).into(),
                 template: "payment <*> declined".into(),
                 merges: Vec::new(),
             }

@@ -5,6 +5,8 @@
 //! bad input becomes a `DeadLetter` at whichever stage finds it. Every type is serde so it can
 //! cross process boundaries (timely uses bincode) and be written as JSON. No state.
 
+use std::sync::Arc;
+
 use serde::{Deserialize, Serialize};
 
 use crate::time::Millis;
@@ -201,10 +203,11 @@ pub struct Clustered {
     /// that merge share a worker), the fingerprint otherwise.
     pub route: u64,
     pub kind: Kind,
-    /// One-line description: the exception and its top frame, or the message template.
-    pub title: String,
+    /// One-line description: the exception and its top frame, or the message template
+    /// (shared by the events of a template, like `template`).
+    pub title: Arc<str>,
     /// The message template (masked message) this event matched.
-    pub template: String,
+    pub template: Arc<str>,
     /// Templates this event's arrival merged: (merged fingerprint, surviving fingerprint).
     pub merges: Vec<(u64, u64)>,
 }

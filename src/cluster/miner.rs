@@ -20,6 +20,8 @@
 //! Memory is bounded by `max_templates` live templates: beyond it the least recently used eighth
 //! is evicted, with everything that refers to it.
 
+use std::sync::Arc;
+
 use rustc_hash::FxHashMap;
 
 use super::mask::WILDCARD;
@@ -39,6 +41,8 @@ struct Node {
     seq: u64,
     family: u32,
     text: Vec<Box<str>>,
+    /// `text` joined by spaces: the template every event of the cluster shares.
+    joined: Arc<str>,
     toks: Vec<Tok>,
     size: u64,
     last_used: u64,
@@ -76,7 +80,8 @@ pub struct SavedTemplate {
 pub struct Match {
     pub slot: Slot,
     pub id: TemplateId,
-    pub template: String,
+    /// Shared with every other match of the cluster until it changes.
+    pub template: Arc<str>,
     /// The line's partition (its first constant token).
     pub partition: u64,
 }
@@ -177,7 +182,7 @@ impl Miner {
         }
         let r = self.find(slot);
         let n = self.node(r);
-        Some((n.id, n.text.join(" ")))
+        Some((n.id, n.joined.to_string()))
     }
 
     /// The memo: the slot an identical masked line went to, if it is still known.
@@ -231,7 +236,7 @@ impl Miner {
         Match {
             slot,
             id: n.id,
-            template: n.text.join(" "),
+            template: n.joined.clone(),
             partition: key.partition,
         }
     }
@@ -349,6 +354,7 @@ impl Miner {
             id,
             seq: self.seq,
             family: fam,
+            joined: text.join(" ").into(),
             text,
             toks,
             size,
@@ -575,6 +581,7 @@ impl Miner {
                             n.text[i] = WILDCARD.into();
                         }
                     }
+                    n.joined = n.text.join(" ").into();
                     self.register(fam, nr);
                     return true;
                 }
@@ -643,7 +650,7 @@ impl Miner {
             .enumerate()
             .filter(|(s, n)| n.is_some() && self.parent[*s] == *s as Slot)
             .filter_map(|(_, n)| n.as_ref())
-            .map(|n| (n.id, n.text.join(" "), n.size))
+            .map(|n| (n.id, n.joined.to_string(), n.size))
     }
 }
 

@@ -40,6 +40,9 @@ fn three_words_make_a_variable_two_make_a_fork() {
         m.resolve(s[0]).map(|(_, t)| t).as_deref(),
         Some("Invalid user <*> from <*>")
     );
+    // What the next line's match carries (the template its incident reports).
+    let next = m.insert(&mask("Invalid user dave from 1.2.3.7"));
+    assert_eq!(&*next.template, "Invalid user <*> from <*>");
 }
 
 #[test]

@@ -143,13 +143,13 @@ impl Clusterer {
         // The key the detect stage computed, or (from another process, or a test) none yet.
         let key = event.key.take();
         let rec = &event.record;
-        let stateless = |event, fingerprint, kind, title: String, template| Clustered {
+        let stateless = |event, fingerprint, kind, title: String, template: String| Clustered {
             event,
             fingerprint,
             route: fingerprint,
             kind,
-            title,
-            template,
+            title: title.into(),
+            template: template.into(),
             merges: Vec::new(),
         };
         if rec.format == Format::Access {
@@ -188,7 +188,11 @@ impl Clusterer {
             fingerprint: m.id,
             route: m.partition,
             kind: Kind::Message,
-            title: truncate(&m.template),
+            title: if m.template.len() <= TITLE_BYTES {
+                m.template.clone()
+            } else {
+                truncate(&m.template).into()
+            },
             template: m.template,
             merges: self.miner.take_merges(),
         }
@@ -260,7 +264,7 @@ mod tests {
         let a = c.cluster(access("GET", "/api/orders/8812?x=1", "502"));
         let b = c.cluster(access("GET", "/api/orders/17", "502"));
         let other = c.cluster(access("GET", "/cart/17", "502"));
-        assert_eq!(a.title, "GET /api/orders/{id} 502");
+        assert_eq!(&*a.title, "GET /api/orders/{id} 502");
         assert_eq!(a.fingerprint, b.fingerprint);
         assert_ne!(a.fingerprint, other.fingerprint);
     }

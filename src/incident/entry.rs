@@ -71,8 +71,8 @@ impl Entry {
         Entry {
             route: c.route,
             kind: c.kind,
-            title: c.title.clone(),
-            template: c.template.clone(),
+            title: c.title.to_string(),
+            template: c.template.to_string(),
             severity: c.event.severity,
             service: c.event.record.service.clone().unwrap_or_default(),
             services: BTreeSet::new(),
@@ -98,10 +98,10 @@ impl Entry {
     pub fn observe(&mut self, c: &Clustered, cfg: &IncidentConfig) {
         let rec = &c.event.record;
         let t = rec.time();
-        if c.kind == Kind::Message && self.template != c.template {
+        if c.kind == Kind::Message && *self.template != *c.template {
             // The template generalised since the incident opened: report the current one.
-            self.template.clone_from(&c.template);
-            self.title.clone_from(&c.title);
+            self.template = c.template.to_string();
+            self.title = c.title.to_string();
         }
         self.severity = self.severity.max(c.event.severity);
         self.first_seen = self.first_seen.min(t);

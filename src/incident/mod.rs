@@ -119,8 +119,8 @@ mod tests {
             fingerprint,
             route,
             kind: crate::record::Kind::Message,
-            title: String::new(),
-            template: String::new(),
+            title: "".into(),
+            template: "".into(),
             merges: Vec::new(),
         }
     }

@@ -149,7 +149,7 @@ mod tests {
             fingerprint: fp,
             route,
             kind: Kind::Message,
-            title: format!("title {fp}"),
+            title: format!("title {fp}").into(),
             template: "disk <*> full".into(),
             merges: Vec::new(),
         }
