@@ -150,7 +150,7 @@ def main():
             for w in (1, 2):
                 say(f"{label}, {w} worker(s), {args.runs} runs")
                 runs = sorted((run(sp, w, loop) for _ in range(args.runs)), key=lambda s: s["lines_per_second"])
-                rows.append((label, w, 1, runs[len(runs) // 2]))
+                rows.append((label, w, 1, runs))
             # The same lines as two inputs, each read and joined by its own worker.
             lines = open(os.path.join(tmp, f"{name}.log"), "rb").read().split(b"\n")[:-1]
             half = len(lines) // 2
@@ -158,7 +158,7 @@ def main():
                 open(os.path.join(tmp, f"{name}.{i}.log"), "wb").write(b"\n".join(part) + b"\n")
             say(f"{label} as two inputs, 2 workers, {args.runs} runs")
             runs = sorted((run(spec(tmp, name, header, 2), 2, loop) for _ in range(args.runs)), key=lambda s: s["lines_per_second"])
-            rows.append((label, 2, 2, runs[len(runs) // 2]))
+            rows.append((label, 2, 2, runs))
         say(f"mixed logs at {args.rate} lines/s for {args.rate_seconds} s")
         rate_s, samples, rss_10_20, rss_last = fixed_rate(spec(tmp, "mixed", None), 1_000_000)
         drains = []
@@ -187,17 +187,21 @@ def write(rows, rate_s, samples, rss_10_20, rss_last, drains):
            f"One run of `python3 scripts/bench-replay.py` on {time.strftime('%Y-%m-%d')}: {machine()}.",
            "Release build, the full pipeline (parse, detect, cluster, incidents; incidents not written),",
            f"each file replayed {args.loop} times per run (`--loop {args.loop}`), medians of {args.runs} runs.",
-           "Latency: from a line's ingestion to its incident's update.", "",
-           "| file | inputs | workers | lines/s | per worker | MB/s | p50 / p99 / max latency | peak RSS | incidents |",
-           "|---|---|---|---|---|---|---|---|---|"]
-    for label, w, parts, s in rows:
+           "Latency: from a line's ingestion to its incident's update. The range is the slowest and",
+           "fastest of the runs: two-worker runs on this virtual machine swing by a third from minute",
+           "to minute with nothing else running (one-worker runs by under a tenth).", "",
+           "| file | inputs | workers | lines/s | per worker | range | MB/s | p50 / p99 / max latency | peak RSS | incidents |",
+           "|---|---|---|---|---|---|---|---|---|---|"]
+    for label, w, parts, runs in rows:
+        s = runs[len(runs) // 2]
         lat = s["event_to_incident"]
         latency = f"{lat['p50_ms']} / {lat['p99_ms']} / {lat['max_ms']} ms" if lat["events"] else "no error events"
+        spread = f"{runs[0]['lines_per_second'] / 1e6:.2f}–{runs[-1]['lines_per_second'] / 1e6:.2f} M"
         out.append(f"| {label} | {parts} | {w} | {s['lines_per_second'] / 1e6:.2f} M | {s['lines_per_second'] / w / 1e6:.2f} M | "
-                   f"{s['mb_per_second']:.0f} | {latency} | {s['peak_rss_bytes'] / mb:.0f} MiB | {s['incidents']} |")
+                   f"{spread} | {s['mb_per_second']:.0f} | {latency} | {s['peak_rss_bytes'] / mb:.0f} MiB | {s['incidents']} |")
     out += ["", "Targets: 0.5 M lines/s per worker on the generated logs, 1 M on HDFS and BGL. One input is",
             "read and joined into multiline records by one worker, which deals the records out in chunks",
-            "(an epoch each) to every worker of the process for parsing and detection; clustering and",
+            "(a quarter of an epoch each) to every worker of the process for parsing and detection; clustering and",
             "incidents are partitioned by template and fingerprint, so where error events fall in a few",
             "of them (BGL) one worker holds most of that work. The `inputs = 2` rows are the same lines",
             "split in two files."]

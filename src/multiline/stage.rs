@@ -6,8 +6,7 @@
 //! and of records emitted per epoch are published to the source (`Heads`), so that no offset is
 //! committed before the record holding it has been fully processed.
 
-use std::collections::HashMap;
-
+use rustc_hash::FxHashMap;
 use timely::dataflow::StreamVec;
 use timely::dataflow::channels::pact::Pipeline;
 use timely::dataflow::operators::Operator;
@@ -30,7 +29,8 @@ impl<'s> JoinMultiline<'s> for StreamVec<'s, Epoch, SourceItem> {
         let cfg = ctx.plan.multiline.clone();
         let worker = self.scope().index();
         self.unary(Pipeline, "Multiline", move |_cap, _info| {
-            let mut joiners: HashMap<u32, Joiner> = HashMap::new();
+            // Looked up once per line: a cheap hash of the input's number.
+            let mut joiners: FxHashMap<u32, Joiner> = FxHashMap::default();
             let metrics = OperatorMetrics::new("multiline", worker, &["ok"]);
             let mut latency = Batch::default();
             let mut out = Vec::new();
