@@ -3,8 +3,8 @@
 //! In: `Clustered` events and the job-clock stream. Out: `Incident` updates. Inside: events are
 //! exchanged by route (the template partition, or the fingerprint); each contributes `+1` to two
 //! keys of a differential collection, `(route, fingerprint, None)` (the total) and
-//! `(route, fingerprint, Some(window))`, whose `count()` is kept
-//! incrementally; windows that fall out of the kept range are retracted through a feedback edge
+//! `(route, fingerprint, Some(window))` (summed per key and batch before they are sent), whose
+//! `count()` is kept incrementally; windows that fall out of the kept range are retracted through a feedback edge
 //! (so they leave the arrangement rather than being recomputed). The `Book` operator receives
 //! events, count changes and the broadcast clock, and at the end of each epoch decides what to
 //! emit; at end of input it flushes every incident with unreported events. State: the `Book`,
