@@ -199,10 +199,27 @@ impl Clusterer {
     }
 }
 
+/// The fields an access line's route is made of.
+const ROUTE_FIELDS: [&str; 3] = ["method", "path", "status"];
+
+/// Drops the fields that neither clustering nor the incidents read (all but an access line's
+/// route fields and `keep`, the incident's release field). Done on the worker that parsed the
+/// record, before the event crosses to the one owning its template, so the fields are freed
+/// where they were made and never travel.
+pub fn slim(ev: &mut ErrorEvent, keep: &str) {
+    let access = ev.record.format == Format::Access;
+    let fields = &mut ev.record.fields;
+    fields.retain(|(k, _)| *k == keep || (access && ROUTE_FIELDS.contains(&k.as_str())));
+    if fields.is_empty() {
+        *fields = Vec::new();
+    }
+}
+
 /// An access-log request as a route: `GET /api/orders/{id} 502`. Path segments that hold a
 /// digit or are long (ids, hashes, tokens) become `{id}`; the query string is dropped.
 pub fn access_route(rec: &LogRecord) -> String {
     let field = |k: &str| {
+        debug_assert!(ROUTE_FIELDS.contains(&k));
         rec.fields
             .iter()
             .find(|(n, _)| n == k)
@@ -256,6 +273,25 @@ mod tests {
             reasons: vec!["http_status".into()],
             key: None,
         }
+    }
+
+    #[test]
+    fn slimming_keeps_what_clustering_and_incidents_read() {
+        let mut ev = access("GET", "/api/orders/8812", "502");
+        let route = access_route(&ev.record);
+        for (k, v) in [("release", "v7"), ("ua", "curl/8"), ("bytes", "512")] {
+            ev.record.fields.push((k.into(), v.into()));
+        }
+        slim(&mut ev, "release");
+        let names: Vec<&str> = ev.record.fields.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(names, ["method", "path", "status", "release"]);
+        assert_eq!(access_route(&ev.record), route);
+        // Not an access line: only the release field stays; none at all frees the list.
+        ev.record.format = Format::Header;
+        slim(&mut ev, "release");
+        assert_eq!(ev.record.fields.len(), 1);
+        slim(&mut ev, "");
+        assert_eq!(ev.record.fields.capacity(), 0);
     }
 
     #[test]

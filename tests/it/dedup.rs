@@ -175,3 +175,49 @@ fn a_restarted_job_keeps_its_template_ids() {
         "without saved state the ids differ (the test means something)"
     );
 }
+
+/// An incident counts its events per release (the `release` field), though the other fields are
+/// dropped before the events cross to the worker that owns their template.
+#[test]
+fn incidents_count_their_events_per_release() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let lines: Vec<String> = (0..60u32)
+        .map(|i| {
+            let release = if i < 40 { "v1" } else { "v2" };
+            format!(
+                "time=2024-03-01T10:00:{:02}Z level=error msg=\"payment declined for order {}\" release={release} region=eu-{}",
+                i,
+                1000 + i,
+                i % 3
+            )
+        })
+        .collect();
+    let path = dir.path().join("releases.log");
+    std::fs::write(&path, lines.join("\n") + "\n").expect("write");
+    for workers in [1, 3] {
+        let out = run(
+            &root().join("fixtures/golden.toml"),
+            std::slice::from_ref(&path),
+            workers,
+        );
+        let finals = finals(&out.incidents);
+        assert_eq!(finals.len(), 1, "{workers} workers: {:?}", out.incidents);
+        let incident = finals.values().next().expect("one incident");
+        let releases: std::collections::BTreeMap<&str, u64> = incident["releases"]
+            .as_array()
+            .expect("releases")
+            .iter()
+            .map(|r| {
+                (
+                    r["release"].as_str().expect("name"),
+                    r["count"].as_u64().expect("count"),
+                )
+            })
+            .collect();
+        assert_eq!(
+            releases,
+            [("v1", 40), ("v2", 20)].into_iter().collect(),
+            "{workers} workers"
+        );
+    }
+}
