@@ -229,6 +229,24 @@ impl Miner {
         self.matched(slot, &key)
     }
 
+    /// The slot of a line keyed `key` (by `KeySink`, where it was masked): its memo entry, or,
+    /// when the memo misses, the line masked into `tokens` by `mask` and inserted. Masking into
+    /// strings is paid only for lines the memo has not seen.
+    pub fn insert_keyed(
+        &mut self,
+        key: &LineKey,
+        tokens: &mut Vec<String>,
+        mask: impl FnOnce(&mut Vec<String>),
+    ) -> Slot {
+        match self.lookup(key) {
+            Some(slot) => slot,
+            None => {
+                mask(tokens);
+                self.insert_new(tokens, key)
+            }
+        }
+    }
+
     /// The cluster `slot` (from `lookup` or `insert_new` of the line keyed `key`) stands in.
     pub fn matched(&mut self, slot: Slot, key: &LineKey) -> Match {
         let r = self.find(slot);

@@ -174,14 +174,9 @@ impl Clusterer {
             );
         }
         let key = key.unwrap_or_else(|| key_of(&rec.message));
-        // The message is masked into strings only for a line the memo has not seen.
-        let slot = match self.miner.lookup(&key) {
-            Some(slot) => slot,
-            None => {
-                mask::mask_into(&rec.message, &mut self.tokens);
-                self.miner.insert_new(&self.tokens, &key)
-            }
-        };
+        let slot = self.miner.insert_keyed(&key, &mut self.tokens, |tokens| {
+            mask::mask_into(&rec.message, tokens)
+        });
         let m = self.miner.matched(slot, &key);
         Clustered {
             event,

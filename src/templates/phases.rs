@@ -200,21 +200,17 @@ pub fn mine(
                 let (mut tokens, mut spans, mut lossy) = (Vec::new(), Vec::new(), String::new());
                 for &(c, i) in lines {
                     let key = &keys[c as usize][i as usize];
-                    let slot = match miner.lookup(key) {
-                        Some(slot) => slot,
-                        None => {
-                            let chunk = &chunks[c as usize];
-                            let (a, b) = chunk.lines[i as usize];
-                            let text = content(
-                                &chunk.bytes[a as usize..b as usize],
-                                header,
-                                &mut spans,
-                                &mut lossy,
-                            );
-                            mask_into(text, &mut tokens);
-                            miner.insert_new(&tokens, key)
-                        }
-                    };
+                    let slot = miner.insert_keyed(key, &mut tokens, |tokens| {
+                        let chunk = &chunks[c as usize];
+                        let (a, b) = chunk.lines[i as usize];
+                        let text = content(
+                            &chunk.bytes[a as usize..b as usize],
+                            header,
+                            &mut spans,
+                            &mut lossy,
+                        );
+                        mask_into(text, tokens)
+                    });
                     out.push((c, i, slot));
                 }
             });
