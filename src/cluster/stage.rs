@@ -32,92 +32,93 @@ impl<'s> ClusterEvents<'s> for StreamVec<'s, Epoch, ErrorEvent> {
         let (worker, peers) = (self.scope().index(), self.scope().peers());
         let release = ctx.plan.incident.release_field.clone();
         let ctx = ctx.clone();
-        self.map_in_place(move |e| super::slim(e, &release))
-            .unary_frontier(
-                Exchange::new(exchange_key),
-                "Cluster",
-                move |_cap, _info| {
-                    let mut clusterer = Clusterer::new(&cfg);
-                    if let Some(dir) = &cfg.state_dir
-                        && let Err(e) = state::load(clusterer.miner_mut(), dir, worker, peers)
-                    {
-                        ctx.error(format!("cluster.state_dir {}: {e}", dir.display()));
-                    }
-                    if cfg.state_dir.is_none() {
-                        saved.set(Epoch::MAX);
-                    }
-                    let mut schedule = Schedule::new(ctx.plan.checkpoint_epochs);
-                    let save = move |clusterer: &Clusterer, at: Epoch| {
-                        if let Some(dir) = &cfg.state_dir {
-                            if let Err(e) = state::save(clusterer.miner(), dir, worker, peers) {
-                                ctx.error(format!("cluster.state_dir {}: {e}", dir.display()));
-                                return;
-                            }
-                            saved.set(at);
+        // Slimmed on this worker, before the exchange.
+        let events = self.map_in_place(move |e| super::slim(e, &release));
+        events.unary_frontier(
+            Exchange::new(exchange_key),
+            "Cluster",
+            move |_cap, _info| {
+                let mut clusterer = Clusterer::new(&cfg);
+                if let Some(dir) = &cfg.state_dir
+                    && let Err(e) = state::load(clusterer.miner_mut(), dir, worker, peers)
+                {
+                    ctx.error(format!("cluster.state_dir {}: {e}", dir.display()));
+                }
+                if cfg.state_dir.is_none() {
+                    saved.set(Epoch::MAX);
+                }
+                let mut schedule = Schedule::new(ctx.plan.checkpoint_epochs);
+                let save = move |clusterer: &Clusterer, at: Epoch| {
+                    if let Some(dir) = &cfg.state_dir {
+                        if let Err(e) = state::save(clusterer.miner(), dir, worker, peers) {
+                            ctx.error(format!("cluster.state_dir {}: {e}", dir.display()));
+                            return;
                         }
-                    };
-                    let mut pending: BTreeMap<Epoch, (Capability<Epoch>, Vec<ErrorEvent>)> =
-                        BTreeMap::new();
-                    let op_metrics = OperatorMetrics::new("cluster", worker, &["ok"]);
-                    let mut latency = Batch::default();
-                    let mut finished = false;
-                    move |(input, frontier), output| {
-                        input.for_each_stamp(|cap, data| {
-                            let Some(time) = cap.least().copied() else {
-                                return;
-                            };
-                            let entry = pending
-                                .entry(time)
-                                .or_insert_with(|| (cap.delayed(&time, 0), Vec::new()));
-                            for batch in data {
-                                entry.1.append(batch);
+                        saved.set(at);
+                    }
+                };
+                let mut pending: BTreeMap<Epoch, (Capability<Epoch>, Vec<ErrorEvent>)> =
+                    BTreeMap::new();
+                let op_metrics = OperatorMetrics::new("cluster", worker, &["ok"]);
+                let mut latency = Batch::default();
+                let mut finished = false;
+                move |(input, frontier), output| {
+                    input.for_each_stamp(|cap, data| {
+                        let Some(time) = cap.least().copied() else {
+                            return;
+                        };
+                        let entry = pending
+                            .entry(time)
+                            .or_insert_with(|| (cap.delayed(&time, 0), Vec::new()));
+                        for batch in data {
+                            entry.1.append(batch);
+                        }
+                    });
+                    let mut done = 0;
+                    while let Some(entry) = pending.first_entry() {
+                        if frontier.less_equal(entry.key()) {
+                            break;
+                        }
+                        if let Some(b) = schedule.before(*entry.key()) {
+                            save(&clusterer, b);
+                        }
+                        let (cap, mut events) = entry.remove();
+                        events.sort_by_key(|e| e.record.pos);
+                        let n = events.len();
+                        let now = crate::time::now_ms();
+                        if latency.on() {
+                            for e in &events {
+                                latency.observe_ms(now, e.record.ingest_ms);
                             }
-                        });
-                        let mut done = 0;
-                        while let Some(entry) = pending.first_entry() {
-                            if frontier.less_equal(entry.key()) {
-                                break;
-                            }
-                            if let Some(b) = schedule.before(*entry.key()) {
+                        }
+                        output
+                            .session(&cap)
+                            .give_iterator(events.into_iter().map(|e| clusterer.cluster(e)));
+                        op_metrics.batch(n, &[n]);
+                        op_metrics.latency(&mut latency);
+                        done += 1;
+                    }
+                    if done > 0 {
+                        metrics::templates(
+                            worker,
+                            clusterer.miner().len(),
+                            clusterer.miner().evicted(),
+                        );
+                    }
+                    match frontier.frontier().iter().min() {
+                        Some(&f) => {
+                            if let Some(b) = schedule.after(f) {
                                 save(&clusterer, b);
                             }
-                            let (cap, mut events) = entry.remove();
-                            events.sort_by_key(|e| e.record.pos);
-                            let n = events.len();
-                            let now = crate::time::now_ms();
-                            if latency.on() {
-                                for e in &events {
-                                    latency.observe_ms(now, e.record.ingest_ms);
-                                }
-                            }
-                            output
-                                .session(&cap)
-                                .give_iterator(events.into_iter().map(|e| clusterer.cluster(e)));
-                            op_metrics.batch(n, &[n]);
-                            op_metrics.latency(&mut latency);
-                            done += 1;
                         }
-                        if done > 0 {
-                            metrics::templates(
-                                worker,
-                                clusterer.miner().len(),
-                                clusterer.miner().evicted(),
-                            );
+                        None if !finished => {
+                            finished = true;
+                            save(&clusterer, Epoch::MAX);
                         }
-                        match frontier.frontier().iter().min() {
-                            Some(&f) => {
-                                if let Some(b) = schedule.after(f) {
-                                    save(&clusterer, b);
-                                }
-                            }
-                            None if !finished => {
-                                finished = true;
-                                save(&clusterer, Epoch::MAX);
-                            }
-                            None => {}
-                        }
+                        None => {}
                     }
-                },
-            )
+                }
+            },
+        )
     }
 }
