@@ -3,9 +3,11 @@
 //! In: a message. Out: its tokens, with the parts that are variables by their form replaced by
 //! `<*>`: numbers, hex, IPs, ids with several digit runs, dates (month and weekday names), URLs,
 //! file paths; a unit after a number (`16.0 KB`, `12 ms`) joins the number. Tokens glued by `=`,
-//! `:`, `,`, brackets, quotes, `/` and dotted leaders are split into pieces, so `user=alice7`
-//! becomes `user=<*>` and `instruction......0` becomes `instruction......<*>`; a run of
-//! variables (`blk_1 blk_2 blk_3`) becomes one `<*>`. Words are left alone: whether a word is a
+//! `:`, `,`, brackets, quotes, `/` and dotted leaders are split into pieces; the piece after
+//! `=` (or after `:` in a glued list of pairs, `k:v;k:v`) is a value, so `user=alice7` and
+//! `enabled=true` become `user=<*>` and `enabled=<*>` (a value holding `=` itself, a nested
+//! map or padding, is one value to the token's end), and `instruction......0` becomes
+//! `instruction......<*>`; a run of variables (`blk_1 blk_2 blk_3`) becomes one `<*>`. Words are left alone: whether a word is a
 //! variable is decided by the miner from how many different words share its slot.
 //!
 //! One scanner feeds a `Sink`: the miner's string sink and the hash-only sink of the fast path
@@ -149,7 +151,8 @@ static CLASS: [u8; 256] = {
     t
 };
 
-fn is_unit(word: &[u8]) -> bool {
+/// A unit word (`ms`, `bytes`, `KB`), which joins a number before it.
+pub(crate) fn is_unit(word: &[u8]) -> bool {
     let mut buf = [0u8; 9];
     lowered(word, &mut buf).is_some_and(unit_word)
 }
@@ -224,6 +227,12 @@ pub struct Masker {
     cur: Vec<u8>,
 }
 
+/// Whether a value after `=` holds another `=` before its first `,` or `;`.
+fn nested(value: &[u8]) -> bool {
+    let end = memchr::memchr2(b',', b';', value).unwrap_or(value.len());
+    memchr::memchr(b'=', &value[..end]).is_some()
+}
+
 fn ends_with_wild(t: &[u8]) -> bool {
     t.ends_with(WILDCARD.as_bytes())
 }
@@ -269,13 +278,26 @@ impl Masker {
     fn pieces(&mut self, tok: &[u8]) -> bool {
         let (mut start, mut i, mut slashes) = (0, 0, 0u8);
         let mut st = Stats::EMPTY;
+        // The piece after `=` is a value; so is the piece after `:` in a glued list of pairs
+        // (`k:v;k:v`, `a:1,b:2`).
+        let pairs = memchr::memchr_iter(b':', tok).nth(1).is_some()
+            && memchr::memchr2(b';', b',', tok).is_some();
+        let mut value = false;
         while i < tok.len() {
             let b = tok[i];
             let class = CLASS[b as usize];
             slashes |= class & SLASH;
             let dots = b == b'.' && tok.get(i + 1) == Some(&b'.');
             if class & DELIM != 0 || dots {
-                self.piece(&tok[start..i], &st);
+                self.piece(&tok[start..i], &st, value);
+                value = b == b'=' || (pairs && b == b':');
+                if b == b'=' && nested(&tok[i + 1..]) {
+                    // `args=a=1,b=2`, `sig=YWJj==`: the value holds `=` itself, a nested map
+                    // or padding: the rest of the token is one value.
+                    self.cur.push(b'=');
+                    self.piece(WILDCARD.as_bytes(), &st, true);
+                    return slashes != 0;
+                }
                 let n = if dots {
                     tok[i..].iter().take_while(|&&c| c == b'.').count()
                 } else {
@@ -290,15 +312,15 @@ impl Masker {
                 i += 1;
             }
         }
-        self.piece(&tok[start..], &st);
+        self.piece(&tok[start..], &st, value);
         slashes != 0
     }
 
-    fn piece(&mut self, piece: &[u8], st: &Stats) {
+    fn piece(&mut self, piece: &[u8], st: &Stats, value: bool) {
         if piece.is_empty() {
             return;
         }
-        if is_variable(piece, st) {
+        if value || is_variable(piece, st) {
             if !ends_with_wild(&self.cur) {
                 self.cur.extend_from_slice(WILDCARD.as_bytes());
             }
@@ -382,7 +404,12 @@ mod tests {
                 "Received block blk_-160 of size 67108864 from /10.250.19.102",
                 "Received block <*> of size <*> from /<*>",
             ),
-            ("user=alice7 id=42 ok", "user=alice7 id=<*> ok"),
+            ("user=alice7 id=42 ok", "user=<*> id=<*> ok"),
+            ("a=up,b=true;c=x", "a=<*>,b=<*>;c=<*>"),
+            ("mode:fast;level:high", "mode:<*>;level:<*>"),
+            ("opts=retry=3,fast=no done", "opts=<*> done"),
+            ("token=YWJjZA== sent", "token=<*> sent"),
+            ("error: disk full", "error: disk full"),
             (
                 "GET https://example.com/a?b=c took 12ms",
                 "GET <*> took <*>",
