@@ -106,6 +106,9 @@ pub struct Miner {
     live: usize,
     evicted: u64,
     merges: Vec<(TemplateId, TemplateId)>,
+    rarity: rare::Rarity,
+    /// One partition for every line (`one_partition`).
+    whole: bool,
 }
 
 /// Patterns are tried most specific first (fewest wildcards), then by their lowest positions.
@@ -135,7 +138,21 @@ impl Miner {
             live: 0,
             evicted: 0,
             merges: Vec::new(),
+            rarity: rare::Rarity::default(),
+            whole: false,
         }
+    }
+
+    /// A miner that mines every line in one partition, whatever its first token: a first word
+    /// may then be a variable too. For a miner that sees the whole stream (`templates`); the
+    /// job's miners each own partitions of it.
+    pub fn one_partition(mut self) -> Miner {
+        self.whole = true;
+        self
+    }
+
+    fn part_of(&self, key: &LineKey) -> u64 {
+        if self.whole { 0 } else { key.partition }
     }
 
     /// Live templates (roots).
@@ -263,10 +280,19 @@ impl Miner {
     pub fn insert_new(&mut self, tokens: &[String], key: &LineKey) -> Slot {
         self.tick += 1;
         let toks: Vec<Tok> = tokens.iter().map(|t| Tok::of(t.as_bytes())).collect();
-        let fam = self.family(key.partition, toks.len() as u32);
+        let part = self.part_of(key);
+        self.count_tokens(part, &toks);
+        let fam = self.family(part, toks.len() as u32);
         let slot = match self.matching(fam, &toks) {
             Some(slot) => slot,
-            None => self.create(fam, key, tokens, toks),
+            None => {
+                let slot = self.create(fam, part, tokens, toks);
+                self.post(part, slot);
+                if self.find(slot) == slot {
+                    self.wait(part, slot);
+                }
+                slot
+            }
         };
         self.memo.insert(key.memo(), slot);
         let r = self.find(slot);
@@ -337,20 +363,20 @@ impl Miner {
         best.map(|(_, _, s)| s)
     }
 
-    fn create(&mut self, fam: u32, key: &LineKey, tokens: &[String], toks: Vec<Tok>) -> Slot {
+    fn create(&mut self, fam: u32, part: u64, tokens: &[String], toks: Vec<Tok>) -> Slot {
         let id = super::tokens::stable_hash(
-            format!("{:016x}\u{1}{}", key.partition, tokens.join(" ")).as_bytes(),
+            format!("{:016x}\u{1}{}", part, tokens.join(" ")).as_bytes(),
         );
         let slot = self.alloc(fam, id, tokens, toks, 0);
         let sig = self.signature(slot);
-        match self.sigs.get(&(key.partition, sig)).copied() {
+        match self.sigs.get(&(part, sig)).copied() {
             Some(other) => {
                 let root = self.find(other);
                 self.union(root, &[slot]);
             }
             None => {
-                self.sigs.insert((key.partition, sig), slot);
-                self.node_mut(slot).regs.push(Reg::Sig(key.partition, sig));
+                self.sigs.insert((part, sig), slot);
+                self.node_mut(slot).regs.push(Reg::Sig(part, sig));
                 self.discover(fam, slot, true);
             }
         }
@@ -439,6 +465,7 @@ impl Miner {
             return false;
         }
         let toks: Vec<Tok> = saved.tokens.iter().map(|t| Tok::of(t.as_bytes())).collect();
+        let partition = if self.whole { 0 } else { partition };
         let fam = self.family(partition, toks.len() as u32);
         let slot = self.alloc(fam, id, &saved.tokens, toks, saved.size);
         let sig = self.signature(slot);
@@ -585,7 +612,8 @@ impl Miner {
                     }
                 }
                 let wild = vals.iter().any(|v| v.wild) && vals.iter().any(|v| !v.wild && v.letter);
-                if vals.len() >= self.variable_after || (wild && vals.len() >= 2) {
+                let proven = vals.len() >= self.variable_after || (wild && vals.len() >= 2);
+                if proven && Self::anchored(&tw, q) {
                     let nr = *roots
                         .iter()
                         .min_by_key(|&&m| self.node(m).seq)
@@ -606,6 +634,15 @@ impl Miner {
             }
         }
         false
+    }
+
+    /// Whether making position `q` of `toks` a variable leaves the template anchored: a word
+    /// kept, and three constants when `q` is the first position and not a `who:` subject (a
+    /// first word is often the event's verb: `startup`/`shutdown succeeded` are two events).
+    fn anchored(toks: &[Tok], q: usize) -> bool {
+        let mut kept = toks.iter().enumerate().filter(|&(i, t)| i != q && !t.wild);
+        let n = kept.clone().count();
+        kept.any(|(_, t)| t.letter) && (q != 0 || n >= 3 || toks[0].subject)
     }
 
     /// Evicts the least recently used eighth of the live templates, with everything merged into
@@ -657,6 +694,8 @@ impl Miner {
         }
         let family = &mut self.families[node.family as usize];
         family.members.retain(|&m| m != s);
+        let partition = family.partition;
+        self.unpost(partition, s, &node.toks);
         self.parent[s as usize] = s;
         self.free.push(s);
     }
@@ -672,6 +711,13 @@ impl Miner {
     }
 }
 
+#[path = "miner_rare.rs"]
+mod rare;
+
 #[cfg(test)]
 #[path = "miner_tests.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "miner_shapes.rs"]
+mod shapes;

@@ -81,16 +81,14 @@ fn glued_tokens_are_split() {
     let (mut m, s) = mine(&[
         "login user=alice status=ok",
         "login user=bob status=ok",
-        "login user=eve status=ok",
-        "login user=bob status=failed",
+        "login user=eve status=failed",
     ]);
     let ids = ids_of(&mut m, &s);
-    assert_eq!(ids[0], ids[2]);
+    assert!(ids.iter().all(|&i| i == ids[0]), "values after = vary");
     assert_eq!(
         m.resolve(s[0]).map(|(_, t)| t).as_deref(),
-        Some("login <*> status=ok")
+        Some("login user=<*> status=<*>")
     );
-    assert_ne!(ids[0], ids[3]);
 }
 
 #[test]

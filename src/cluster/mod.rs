@@ -8,6 +8,7 @@
 //! templates, partitioned by `exchange_key` so that lines that can share a template always meet
 //! on one worker.
 
+pub mod align;
 pub mod mask;
 pub mod miner;
 pub mod stage;

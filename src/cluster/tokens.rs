@@ -7,7 +7,7 @@
 //! `H = Σ h_i · P^i`, so replacing the token at position `q` by another is
 //! `H + (h' − h_q) · P^q`.
 
-use super::mask::{Sink, WILDCARD};
+use super::mask::{Sink, WILDCARD, is_unit};
 
 /// Stable 64-bit hash (xxh3 is a fixed algorithm: the same on every platform and release).
 pub fn stable_hash(bytes: &[u8]) -> u64 {
@@ -63,6 +63,18 @@ pub struct Tok {
     pub letter: bool,
     /// Contains a variable (`user=<*>`).
     pub has_wild: bool,
+    /// Starts with `(` or `[`, or holds one after a word (`LOCAL(<*>)`).
+    pub opens: bool,
+    /// Ends with `)` or `]` (perhaps followed by one of `:,;.`).
+    pub closes: bool,
+    /// A name ending with one `:` (`worker7:`, `<*>:`): the subject of a `who: what` message.
+    pub subject: bool,
+    /// The quotes and brackets around the token (`'…'.`, `(…)`), hashed: a quoted variable
+    /// `'<*>'.` stands for any token in the same frame.
+    pub frame: u16,
+    /// A unit word (`bytes`, `ms`): the masker joins it to a number before it, so after a
+    /// variable it may be there or not.
+    pub unit: bool,
 }
 
 impl Tok {
@@ -82,18 +94,56 @@ impl Tok {
             alnum |= bytes[i].is_ascii_alphanumeric();
             i += 1;
         }
+        let body = match bytes.last() {
+            Some(b':' | b',' | b';' | b'.') => &bytes[..bytes.len() - 1],
+            _ => bytes,
+        };
         Tok {
             hash: token_hash(bytes),
             wild: bytes == w,
             var_only: has_wild && !alnum,
             letter,
             has_wild,
+            opens: memchr::memchr2(b'(', b'[', bytes).is_some(),
+            closes: matches!(body.last(), Some(b')' | b']')),
+            frame: frame(bytes),
+            unit: is_unit(bytes),
+            subject: bytes.len() > 1
+                && bytes.last() == Some(&b':')
+                && memchr::memchr(b':', body).is_none(),
         }
     }
 
     pub fn wildcard() -> Tok {
         Tok::of(WILDCARD.as_bytes())
     }
+}
+
+/// Hash of a token's leading quotes and brackets and its trailing ones with punctuation.
+fn frame(bytes: &[u8]) -> u16 {
+    let lead = bytes
+        .iter()
+        .take_while(|b| matches!(b, b'\'' | b'"' | b'(' | b'[' | b'{'))
+        .count();
+    let trail = bytes[lead..]
+        .iter()
+        .rev()
+        .take_while(|b| {
+            matches!(
+                b,
+                b'\'' | b'"' | b')' | b']' | b'}' | b'.' | b',' | b';' | b':'
+            )
+        })
+        .count();
+    let mut h: u16 = 1;
+    for &b in bytes[..lead]
+        .iter()
+        .chain(b"|")
+        .chain(&bytes[bytes.len() - trail..])
+    {
+        h = h.wrapping_mul(31).wrapping_add(u16::from(b));
+    }
+    h
 }
 
 /// The hash that stands for "this position is left out" in skeleton keys.
