@@ -5,12 +5,13 @@
 //! mined (lines that do not match it are mined whole). Out: the assignments CSV, one row per
 //! line in input order with each line's *final* cluster (a cluster that generalised or merged
 //! later is reported for the earlier lines too), and optionally a templates CSV. Uses the job's
-//! `Miner`. State: one miner per worker and one slot per line.
+//! `Miner`, in one partition (`Miner::one_partition`). State: the miner and one slot per line.
 //!
 //! The file goes through in rounds (`input.rs`); per round, all workers compute the lines' keys
-//! and look them up in their owner's memo, then each worker mines the missed lines of its
-//! partitions in line order (`phases.rs`), so the assignments are the same for any number of
-//! workers and equal to mining every line in order (`tests/it/templates.rs`).
+//! and look them up in the miner's memo, then the miner takes the round's lines in order,
+//! mining the misses (`phases.rs`); at the end it settles its waiting clusters. So the
+//! assignments are the same for any number of workers and equal to mining every line in order
+//! (`tests/it/templates.rs`).
 
 mod input;
 mod phases;
@@ -27,8 +28,6 @@ use crate::cluster::miner::{Miner, Slot};
 use crate::parse::HeaderFormat;
 use input::{Chunk, Input};
 
-/// Worker number in the top bits of a line's assignment, slot below.
-const SLOT_BITS: u32 = 26;
 /// Lines formatted per step of the CSV writer.
 const WRITE_STEP: usize = 1 << 18;
 
@@ -65,8 +64,6 @@ pub enum TemplatesError {
         path: String,
         source: std::io::Error,
     },
-    #[error("too many templates for one worker (at most {0})")]
-    TooMany(u32),
 }
 
 fn io(path: &Path) -> impl Fn(std::io::Error) -> TemplatesError + '_ {
@@ -95,62 +92,34 @@ pub fn run(req: &Request) -> Result<Report, TemplatesError> {
     let workers = req.workers.clamp(1, 64);
     let started = Instant::now();
     let mut input = Input::open(&req.file).map_err(io(&req.file))?;
-    let mut miners: Vec<Miner> = (0..workers)
-        .map(|_| Miner::new(req.cluster.variable_after, usize::MAX >> 1))
-        .collect();
+    // One miner sees every line (a first word may be a variable); the workers share the
+    // reading, masking and memo look-ups of phase 1.
+    let mut miner = Miner::new(req.cluster.variable_after, usize::MAX >> 1).one_partition();
     let mut chunks: Vec<Chunk> = (0..workers).map(|_| Chunk::default()).collect();
     let mut keys = vec![Vec::new(); workers];
-    let mut mined = vec![Vec::new(); workers];
-    let mut owned = vec![Vec::new(); workers];
-    let mut codes = vec![Vec::new(); workers];
-    let mut hits = vec![rustc_hash::FxHashMap::default(); workers];
-    let mut assigned: Vec<u32> = Vec::new();
-    let code = |w: usize, slot: Slot| ((w as u32) << SLOT_BITS) | slot;
+    let mut slots = vec![Vec::new(); workers];
+    let mut assigned: Vec<Slot> = Vec::new();
     loop {
         let n = input.next_round(&mut chunks).map_err(io(&req.file))?;
         if n == 0 {
             break;
         }
-        phases::keys(
-            &chunks[..n],
-            header.as_ref(),
-            &miners,
-            code,
-            &mut keys[..n],
-            &mut codes[..n],
-            &mut owned,
-            &mut hits,
-        );
-        phases::mine(
-            &chunks[..n],
-            &keys[..n],
-            &owned,
-            &hits,
-            header.as_ref(),
-            &mut miners,
-            &mut mined,
-        );
-        for (w, lines) in mined.iter().enumerate() {
-            for &(c, i, slot) in lines {
-                if slot >= 1 << SLOT_BITS {
-                    return Err(TemplatesError::TooMany(1 << SLOT_BITS));
-                }
-                codes[c as usize][i as usize] = code(w, slot);
-            }
-        }
-        for c in &codes[..n] {
-            assigned.extend_from_slice(c);
+        let round = &chunks[..n];
+        let h = header.as_ref();
+        phases::keys(round, h, &miner, workers, &mut keys[..n], &mut slots[..n]);
+        phases::mine(round, &keys[..n], &mut slots[..n], h, &mut miner);
+        for s in &slots[..n] {
+            assigned.extend_from_slice(s);
         }
     }
+    miner.settle();
     let mining_seconds = started.elapsed().as_secs_f64();
-    write_assignments(&req.assignments, &assigned, &mut miners, workers)?;
+    write_assignments(&req.assignments, &assigned, &mut miner, workers)?;
     if let Some(path) = &req.templates {
         let mut out = BufWriter::new(std::fs::File::create(path).map_err(io(path))?);
         writeln!(out, "ClusterId,EventTemplate,Occurrences").map_err(io(path))?;
-        for miner in &miners {
-            for (id, t, n) in miner.templates() {
-                writeln!(out, "{id:016x},{},{n}", csv_field(&t)).map_err(io(path))?;
-            }
+        for (id, t, n) in miner.templates() {
+            writeln!(out, "{id:016x},{},{n}", csv_field(&t)).map_err(io(path))?;
         }
         out.flush().map_err(io(path))?;
     }
@@ -158,7 +127,7 @@ pub fn run(req: &Request) -> Result<Report, TemplatesError> {
     let lines = assigned.len() as u64;
     Ok(Report {
         lines,
-        templates: miners.iter().map(Miner::len).sum(),
+        templates: miner.len(),
         seconds,
         lines_per_second: lines as f64 / seconds.max(1e-9),
         mining_seconds,
@@ -171,22 +140,17 @@ pub fn run(req: &Request) -> Result<Report, TemplatesError> {
 fn write_assignments(
     path: &Path,
     assigned: &[u32],
-    miners: &mut [Miner],
+    miner: &mut Miner,
     workers: usize,
 ) -> Result<(), TemplatesError> {
-    let mut tails: Vec<Vec<Option<Box<[u8]>>>> = miners.iter().map(|_| Vec::new()).collect();
-    for &a in assigned {
-        let (w, slot) = (
-            (a >> SLOT_BITS) as usize,
-            (a & ((1 << SLOT_BITS) - 1)) as Slot,
-        );
-        let cache = &mut tails[w];
-        if cache.len() <= slot as usize {
-            cache.resize(slot as usize + 1, None);
+    let mut tails: Vec<Option<Box<[u8]>>> = Vec::new();
+    for &slot in assigned {
+        if tails.len() <= slot as usize {
+            tails.resize(slot as usize + 1, None);
         }
-        if cache[slot as usize].is_none() {
-            let (id, t) = miners[w].resolve(slot).unwrap_or_default();
-            cache[slot as usize] = Some(
+        if tails[slot as usize].is_none() {
+            let (id, t) = miner.resolve(slot).unwrap_or_default();
+            tails[slot as usize] = Some(
                 format!(",{id:016x},{}\n", csv_field(&t))
                     .into_bytes()
                     .into_boxed_slice(),
@@ -208,16 +172,13 @@ fn write_assignments(
                 s.spawn(move || {
                     buf.clear();
                     let mut num = [0u8; 20];
-                    for (k, &a) in lines[range.clone()].iter().enumerate() {
-                        let (w, slot) = (
-                            (a >> SLOT_BITS) as usize,
-                            (a & ((1 << SLOT_BITS) - 1)) as usize,
-                        );
+                    for (k, &slot) in lines[range.clone()].iter().enumerate() {
                         buf.extend_from_slice(digits(
                             &mut num,
                             (first + range.start + k) as u64 + 1,
                         ));
-                        buf.extend_from_slice(tails[w][slot].as_deref().unwrap_or(b",,\n"));
+                        let tail = tails[slot as usize].as_deref();
+                        buf.extend_from_slice(tail.unwrap_or(b",,\n"));
                     }
                 });
             }

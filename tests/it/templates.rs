@@ -60,7 +60,7 @@ fn templates_equal_the_sequential_miner() {
     let log = dir.path().join("gen.log");
     let lines = generate(&log);
     let cfg = ClusterConfig::default();
-    let mut miner = Miner::new(cfg.variable_after, usize::MAX >> 1);
+    let mut miner = Miner::new(cfg.variable_after, usize::MAX >> 1).one_partition();
     let mut tokens = Vec::new();
     let slots: Vec<_> = lines
         .iter()
@@ -69,6 +69,7 @@ fn templates_equal_the_sequential_miner() {
             miner.insert(&tokens).slot
         })
         .collect();
+    miner.settle();
     let mut want = String::from("LineId,ClusterId,EventTemplate\n");
     for (i, slot) in slots.into_iter().enumerate() {
         let (id, t) = miner.resolve(slot).expect("resolved");
