@@ -9,17 +9,17 @@ use std::hint::black_box;
 
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 
-use hephaestus::cluster::mask::{Masker, mask, mask_into};
 use hephaestus::cluster::miner::Miner;
-use hephaestus::cluster::tokens::{KeySink, Powers};
+use hephaestus::commands::generate::{GenSpec, generate};
+use hephaestus::core::record::{Clustered, ErrorEvent, Kind, Level, LogRecord, Position, RawLine};
+use hephaestus::core::shutdown::Shutdown;
 use hephaestus::detect::{DetectConfig, Detector};
-use hephaestus::generate::{GenSpec, generate};
 use hephaestus::incident::Book;
 use hephaestus::incident::IncidentConfig;
-use hephaestus::job::Shutdown;
+use hephaestus::mask::tokens::{KeySink, Powers};
+use hephaestus::mask::{Masker, mask, mask_into};
 use hephaestus::multiline::{Joiner, MultilineConfig};
 use hephaestus::parse::{FormatChoice, Parser};
-use hephaestus::record::{Clustered, ErrorEvent, Kind, Level, LogRecord, Position, RawLine};
 use hephaestus::spec::{Overrides, Plan};
 
 /// The binary's allocator, so that the figures are the binary's.

@@ -76,14 +76,14 @@ pub struct GenerateArgs {
 }
 
 impl GenerateArgs {
-    pub fn spec(&self) -> Result<crate::generate::GenSpec, String> {
+    pub fn spec(&self) -> Result<crate::commands::generate::GenSpec, String> {
         if !(0.0..=1.0).contains(&self.errors) {
             return Err(format!(
                 "--errors {}: expected a share from 0 to 1",
                 self.errors
             ));
         }
-        Ok(crate::generate::GenSpec {
+        Ok(crate::commands::generate::GenSpec {
             lines: self.lines,
             seed: self.seed,
             error_share: self.errors,
@@ -127,8 +127,8 @@ pub enum FixesAction {
 }
 
 impl FixesAction {
-    pub fn action(&self) -> crate::deploy::commands::Action {
-        use crate::deploy::commands::Action;
+    pub fn action(&self) -> crate::commands::deploy::Action {
+        use crate::commands::deploy::Action;
         match self {
             FixesAction::List => Action::List,
             FixesAction::Show { id } => Action::Show(id.clone()),
@@ -152,14 +152,14 @@ pub struct WorkerArgs {
 }
 
 impl WorkerArgs {
-    pub fn options(&self) -> Result<crate::model::worker::WorkerOptions, String> {
+    pub fn options(&self) -> Result<crate::commands::worker::WorkerOptions, String> {
         let exit_when_idle = match self.exit_when_idle {
             Some(s) if !(s.is_finite() && s >= 0.0) => {
                 return Err(format!("--exit-when-idle {s}: expected seconds, 0 or more"));
             }
             s => s.map(std::time::Duration::from_secs_f64),
         };
-        Ok(crate::model::worker::WorkerOptions {
+        Ok(crate::commands::worker::WorkerOptions {
             exit_when_idle,
             no_metrics: self.no_metrics,
         })
@@ -201,7 +201,7 @@ pub enum ReplayTarget {
 }
 
 impl ReplayArgs {
-    pub fn request(&self) -> Result<crate::kafka::replay::Request, String> {
+    pub fn request(&self) -> Result<crate::commands::replay::Request, String> {
         let mut kafka = crate::kafka::KafkaConfig::default();
         if let Some(b) = &self.brokers {
             // Options win over the environment variable: an explicit flag beats both.
@@ -221,7 +221,7 @@ impl ReplayArgs {
         if self.partitions < 1 || self.replication < 1 {
             return Err("--partitions and --replication must be at least 1".into());
         }
-        Ok(crate::kafka::replay::Request {
+        Ok(crate::commands::replay::Request {
             files: self.files.clone(),
             kafka,
             topic: self.topic.clone(),

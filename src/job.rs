@@ -5,68 +5,18 @@
 //! with every error the workers hit. State: the per-process `Stats` and the error list that the
 //! operators share through `Ctx`.
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Instant;
 
 use serde::Serialize;
 
+use crate::core::shutdown::Shutdown;
+use crate::dataflow::ctx::Ctx;
+use crate::dataflow::deal::Backlog;
+use crate::dataflow::graph::{self, Shared};
 use crate::metrics::{self, Stats};
+use crate::source::pace::Pacer;
 use crate::spec::Plan;
-
-/// Asks a running job to stop: inputs close, open incidents are flushed, the job returns.
-#[derive(Clone, Debug, Default)]
-pub struct Shutdown(Arc<AtomicBool>);
-
-impl Shutdown {
-    pub fn trigger(&self) {
-        self.0.store(true, Ordering::Relaxed);
-    }
-
-    pub fn is_triggered(&self) -> bool {
-        self.0.load(Ordering::Relaxed)
-    }
-}
-
-/// What every operator of a job shares.
-#[derive(Clone)]
-pub struct Ctx {
-    pub plan: Arc<Plan>,
-    pub stats: Arc<Stats>,
-    pub shutdown: Shutdown,
-    /// Paces replays (`--rate`, `--speedup`), shared by every source of the process.
-    pub pacer: Arc<crate::source::pace::Pacer>,
-    /// Records dealt to each worker of this process for parsing and not parsed yet.
-    pub backlog: crate::parse::deal::Backlog,
-    /// Where worker 0's incident sink hands incidents to the model stage, when it runs.
-    pub model: Option<crate::model::queue::Handoff>,
-    errors: Arc<Mutex<Vec<String>>>,
-    /// Set by `fail`: the workers stop stepping at once.
-    fatal: Arc<AtomicBool>,
-}
-
-impl Ctx {
-    /// Records an error after which the job must not go on (an output that cannot be
-    /// written): every worker of this process stops stepping, so no probe passes what was not
-    /// written and nothing more is committed, as after a crash. The job fails with `message`.
-    pub fn fail(&self, message: String) {
-        self.error(message);
-        self.fatal.store(true, Ordering::Relaxed);
-        self.shutdown.trigger();
-    }
-
-    fn is_fatal(&self) -> bool {
-        self.fatal.load(Ordering::Relaxed)
-    }
-
-    /// Records an error that does not stop the other workers; the job fails at the end.
-    pub fn error(&self, message: String) {
-        eprintln!("hephaestus: error: {message}");
-        if let Ok(mut errors) = self.errors.lock() {
-            errors.push(message);
-        }
-    }
-}
 
 /// The end-of-run figures of this process.
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -123,7 +73,7 @@ fn remove_stale_state(plan: &Plan, errors: &mut Vec<String>) {
         crate::cluster::state::PREFIX,
     ];
     for dir in dirs.into_iter().flatten() {
-        if let Err(e) = crate::checkpoint::remove_stale(dir, &prefixes, plan.peers()) {
+        if let Err(e) = crate::core::checkpoint::remove_stale(dir, &prefixes, plan.peers()) {
             errors.push(format!("state dir {}: {e}", dir.display()));
         }
     }
@@ -156,23 +106,18 @@ pub fn run(plan: Plan, shutdown: Shutdown) -> Result<Summary, JobError> {
     } else {
         None
     };
-    let backlog =
-        crate::parse::deal::Backlog::new(plan.cluster.process * plan.workers, plan.workers);
-    let ctx = Ctx {
-        backlog,
-        plan: Arc::new(plan),
-        stats: Arc::new(Stats::default()),
-        shutdown,
+    let shared = Shared {
+        pacer: Arc::new(Pacer::new(plan_pacing)),
+        backlog: Backlog::new(plan.cluster.process * plan.workers, plan.workers),
         model: stage.as_ref().map(|s| s.handoff()),
-        pacer: Arc::new(crate::source::pace::Pacer::new(plan_pacing)),
-        errors: Arc::default(),
-        fatal: Arc::default(),
     };
+    let ctx = Ctx::new(Arc::new(plan), Arc::new(Stats::default()), shutdown);
     let started = Instant::now();
-    let progress = crate::progress::Progress::start(ctx.stats.clone());
+    let progress = crate::metrics::progress::Progress::start(ctx.stats.clone());
     let worker_ctx = ctx.clone();
+    let worker_shared = shared.clone();
     let guards = timely::execute(config, move |worker| {
-        crate::pipeline::build(worker, worker_ctx.clone());
+        graph::build(worker, worker_ctx.clone(), worker_shared.clone());
         while !worker_ctx.is_fatal()
             && worker.step_or_park(Some(std::time::Duration::from_millis(20)))
         {}
@@ -194,7 +139,7 @@ pub fn run(plan: Plan, shutdown: Shutdown) -> Result<Summary, JobError> {
     // The dataflow's time; the model stage may go on working on what it was handed.
     let seconds = started.elapsed().as_secs_f64();
     let model = stage.map(|stage| {
-        let waiting = ctx.model.as_ref().map_or(0, |h| h.len());
+        let waiting = shared.model.as_ref().map_or(0, |h| h.len());
         eprintln!("hephaestus: input done; the model stage finishes its work ({waiting} incident(s) waiting)");
         stage.finish()
     });
@@ -228,7 +173,7 @@ pub fn run(plan: Plan, shutdown: Shutdown) -> Result<Summary, JobError> {
         },
         event_to_incident: s.latency.summary(),
         peak_rss_bytes: crate::metrics::process::peak_resident_bytes().unwrap_or(0),
-        rate: ctx.pacer.pacing.rate.map(|asked| {
+        rate: shared.pacer.pacing.rate.map(|asked| {
             let achieved = lines_per_second;
             let kept_up = achieved >= asked * 0.98;
             if !kept_up {
@@ -240,7 +185,7 @@ pub fn run(plan: Plan, shutdown: Shutdown) -> Result<Summary, JobError> {
         }),
         model,
     };
-    let mut errors = ctx.errors.lock().map(|e| e.clone()).unwrap_or_default();
+    let mut errors = ctx.errors();
     if errors.is_empty() {
         remove_stale_state(&ctx.plan, &mut errors);
     }

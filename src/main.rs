@@ -7,7 +7,8 @@ use anyhow::Context;
 use clap::Parser;
 
 use hephaestus::cli::{Cli, Command};
-use hephaestus::job::{self, Shutdown};
+use hephaestus::core::shutdown::Shutdown;
+use hephaestus::job;
 use hephaestus::spec::{Overrides, Plan};
 
 /// Records are many small strings: mimalloc's thread-local free lists make them cheap (glibc's
@@ -53,7 +54,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Templates(args) => {
-            let req = hephaestus::templates::Request {
+            let req = hephaestus::commands::templates::Request {
                 file: args.file,
                 log_format: args.log_format,
                 workers: args.workers,
@@ -61,7 +62,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 templates: args.templates,
                 cluster: hephaestus::cluster::ClusterConfig::default(),
             };
-            let report = hephaestus::templates::run(&req)?;
+            let report = hephaestus::commands::templates::run(&req)?;
             eprintln!("hephaestus: templates {}", serde_json::to_string(&report)?);
             Ok(ExitCode::SUCCESS)
         }
@@ -69,7 +70,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let req = args.request().map_err(anyhow::Error::msg)?;
             let shutdown = Shutdown::default();
             on_interrupt(shutdown.clone());
-            let report = hephaestus::kafka::replay::replay(&req, &shutdown)?;
+            let report = hephaestus::commands::replay::replay(&req, &shutdown)?;
             eprintln!("hephaestus: replay {}", serde_json::to_string(&report)?);
             Ok(ExitCode::SUCCESS)
         }
@@ -81,7 +82,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 )),
                 None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
             };
-            let errors = hephaestus::generate::generate(&spec, &mut out)?;
+            let errors = hephaestus::commands::generate::generate(&spec, &mut out)?;
             out.flush()?;
             eprintln!(
                 "hephaestus: generated {} lines, {errors} error events",
@@ -90,7 +91,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Fixes(args) => {
-            let out = hephaestus::deploy::commands::run(&args.spec, &args.action.action())?;
+            let out = hephaestus::commands::deploy::run(&args.spec, &args.action.action())?;
             print!("{out}");
             Ok(ExitCode::SUCCESS)
         }
@@ -98,7 +99,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let options = args.options().map_err(anyhow::Error::msg)?;
             let shutdown = Shutdown::default();
             on_interrupt(shutdown.clone());
-            let summary = hephaestus::model::worker::run(&args.spec, &options, &shutdown)
+            let summary = hephaestus::commands::worker::run(&args.spec, &options, &shutdown)
                 .context("worker failed")?;
             eprintln!(
                 "hephaestus: worker summary {}",

@@ -1,5 +1,5 @@
-//! cargo-fuzz target `header`: arbitrary bytes into `hephaestus::fuzz::header`, which panics when an
+//! cargo-fuzz target `header`: arbitrary bytes into `hephaestus::commands::fuzz::header`, which panics when an
 //! invariant breaks. The invariants and the corpus replay live in the main crate.
 #![no_main]
 
-libfuzzer_sys::fuzz_target!(|data: &[u8]| hephaestus::fuzz::header(data));
+libfuzzer_sys::fuzz_target!(|data: &[u8]| hephaestus::commands::fuzz::header(data));

@@ -1,5 +1,5 @@
-//! cargo-fuzz target `parse`: arbitrary bytes into `hephaestus::fuzz::parse`, which panics when an
+//! cargo-fuzz target `parse`: arbitrary bytes into `hephaestus::commands::fuzz::parse`, which panics when an
 //! invariant breaks. The invariants and the corpus replay live in the main crate.
 #![no_main]
 
-libfuzzer_sys::fuzz_target!(|data: &[u8]| hephaestus::fuzz::parse(data));
+libfuzzer_sys::fuzz_target!(|data: &[u8]| hephaestus::commands::fuzz::parse(data));

@@ -20,7 +20,7 @@
 //!   more token), a wildcard next to another variable part is free (`qa <*>` against `qb`),
 //!   anything else is not allowed.
 
-use super::tokens::Tok;
+use crate::mask::tokens::Tok;
 
 /// Longest sequences that are aligned (longer lines only match by equal length).
 pub const MAX_LEN: usize = 64;

@@ -24,8 +24,9 @@ use std::sync::Arc;
 
 use rustc_hash::FxHashMap;
 
-use super::mask::WILDCARD;
-use super::tokens::{LineKey, Powers, Tok, line_key, mark_hash};
+use crate::core::record::LineKey;
+use crate::mask::WILDCARD;
+use crate::mask::tokens::{Powers, Tok, line_key, mark_hash};
 
 /// A cluster's stable id: the hash of its partition and its first template.
 pub type TemplateId = u64;
@@ -364,7 +365,7 @@ impl Miner {
     }
 
     fn create(&mut self, fam: u32, part: u64, tokens: &[String], toks: Vec<Tok>) -> Slot {
-        let id = super::tokens::stable_hash(
+        let id = crate::core::hash::stable_hash(
             format!("{:016x}\u{1}{}", part, tokens.join(" ")).as_bytes(),
         );
         let slot = self.alloc(fam, id, tokens, toks, 0);
@@ -433,7 +434,7 @@ impl Miner {
             .map(|t| t.hash)
             .collect();
         let pow = self.pow.get(kept.len()).to_vec();
-        super::tokens::seq_hash(kept.into_iter(), &pow)
+        crate::mask::tokens::seq_hash(kept.into_iter(), &pow)
     }
 
     /// The live templates, to save between runs.

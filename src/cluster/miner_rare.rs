@@ -16,7 +16,7 @@ use rustc_hash::FxHashMap;
 
 use super::{Miner, Slot};
 use crate::cluster::align::{Alignment, align};
-use crate::cluster::tokens::Tok;
+use crate::mask::tokens::Tok;
 
 /// Distinct lines a new cluster waits before it is aligned with the others.
 const SETTLE_AFTER: u64 = 2048;

@@ -3,7 +3,7 @@
 //! end). Each helper asserts which lines share a template and which do not.
 
 use super::*;
-use crate::cluster::mask::mask;
+use crate::mask::mask;
 
 /// Mines `lines` in one partition and settles; returns each line's final template id.
 fn mine(lines: &[&str]) -> (Miner, Vec<TemplateId>) {

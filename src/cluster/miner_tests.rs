@@ -1,7 +1,7 @@
 //! Tests of the miner's behaviour on the failure modes it is built against.
 
 use super::*;
-use crate::cluster::mask::mask;
+use crate::mask::mask;
 
 fn mine(lines: &[&str]) -> (Miner, Vec<Slot>) {
     let mut m = Miner::new(3, 10_000);

@@ -9,20 +9,17 @@
 //! on one worker.
 
 pub mod align;
-pub mod mask;
 pub mod miner;
-pub mod stage;
 pub mod state;
-pub mod tokens;
-pub mod trace;
-mod trace_langs;
 
 use serde::{Deserialize, Serialize};
 
-use crate::record::{Clustered, ErrorEvent, Format, Kind, LogRecord};
+use crate::core::hash::stable_hash;
+use crate::core::record::truncate_title as truncate;
+use crate::core::record::{Clustered, ErrorEvent, Format, Kind, LogRecord};
+use crate::mask::{self, tokens};
+use crate::trace::{self, InApp};
 use miner::Miner;
-use tokens::stable_hash;
-use trace::InApp;
 
 /// `[cluster]`: template mining and trace fingerprints.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -83,7 +80,7 @@ pub fn message_key(message: &str) -> u64 {
 
 /// The `LineKey` of a message's masked line (its partition is `message_key`), masked with this
 /// thread's masker into no strings at all.
-pub fn key_of(message: &str) -> tokens::LineKey {
+pub fn key_of(message: &str) -> crate::core::record::LineKey {
     thread_local! {
         static POWERS: std::cell::RefCell<tokens::Powers> = std::cell::RefCell::default();
     }
@@ -99,7 +96,7 @@ pub fn key_of(message: &str) -> tokens::LineKey {
 pub fn exchange_key(ev: &ErrorEvent) -> u64 {
     let rec = &ev.record;
     if !mined(rec) {
-        crate::pipeline::spread(&rec.pos)
+        crate::core::epoch::spread(&rec.pos)
     } else {
         ev.key
             .map_or_else(|| message_key(&rec.message), |k| k.partition)
@@ -184,7 +181,7 @@ impl Clusterer {
             fingerprint: m.id,
             route: m.partition,
             kind: Kind::Message,
-            title: if m.template.len() <= TITLE_BYTES {
+            title: if m.template.len() <= crate::core::record::TITLE_BYTES {
                 m.template.clone()
             } else {
                 truncate(&m.template).into()
@@ -240,18 +237,26 @@ pub fn access_route(rec: &LogRecord) -> String {
     )
 }
 
-/// Longest title, in bytes, before it is cut with `…`.
-const TITLE_BYTES: usize = 160;
-
-/// Cuts a title to `TITLE_BYTES`.
-pub(crate) fn truncate(s: &str) -> String {
-    crate::record::truncate(s, TITLE_BYTES)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::record::Level;
+
+    #[test]
+    fn keys_agree_with_the_masking_fast_path() {
+        let mut pow = tokens::Powers::default();
+        for line in [
+            "Received block blk_1 of size 12 from /10.0.0.1",
+            "",
+            "<*> <*>:<*> 3 s",
+        ] {
+            let mut sink = tokens::KeySink::new(&mut pow);
+            mask::Masker::default().mask(line, &mut sink);
+            let fast = sink.finish();
+            assert_eq!(message_key(line), fast.partition, "{line}");
+            assert_eq!(key_of(line), fast, "{line}");
+        }
+    }
+    use crate::core::record::Level;
 
     fn access(method: &str, path: &str, status: &str) -> ErrorEvent {
         let fields = [("method", method), ("path", path), ("status", status)]

@@ -12,7 +12,7 @@ use std::io::{BufRead, Write};
 use std::path::Path;
 
 use super::miner::{Miner, SavedTemplate};
-use crate::checkpoint;
+use crate::core::checkpoint;
 
 pub const PREFIX: &str = "templates-";
 
@@ -54,7 +54,7 @@ pub fn save(miner: &Miner, dir: &Path, worker: usize, peers: usize) -> std::io::
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cluster::mask::mask;
+    use crate::mask::mask;
 
     #[test]
     fn round_trip_keeps_ids_for_any_worker_count() {

@@ -7,13 +7,11 @@
 //! message; a named regex rule from the spec matches (with the rule's severity); or it is an
 //! access-log record with an HTTP status at or above the threshold. No state.
 
-pub mod stage;
-
 use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
 use regex::RegexSet;
 use serde::{Deserialize, Serialize};
 
-use crate::record::{ErrorEvent, Level, LogRecord};
+use crate::core::record::{ErrorEvent, Level, LogRecord};
 
 /// The keyword list used when a spec does not set `keywords`.
 pub const DEFAULT_KEYWORDS: &[&str] = &[

@@ -12,14 +12,10 @@ use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
 
 use super::IncidentConfig;
-use super::entry::Entry;
+use super::entry::{CountKey, Entry};
 use super::state::{Loaded, Saved};
-use crate::record::{Clustered, Incident, State};
-use crate::time::Millis;
-
-/// What differential counts: (route, fingerprint at counting time, window start or `None` for
-/// the total).
-pub type CountKey = (u64, u64, Option<Millis>);
+use crate::core::record::{Clustered, Incident, State};
+use crate::core::time::Millis;
 
 pub struct Book {
     cfg: IncidentConfig,

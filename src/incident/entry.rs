@@ -10,9 +10,12 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::{Deserialize, Serialize};
 
 use super::IncidentConfig;
-use super::book::CountKey;
-use crate::record::{Clustered, Incident, Kind, Level, ReleaseCount, State, WindowCount};
-use crate::time::{Millis, format_rfc3339};
+use crate::core::record::{Clustered, Incident, Kind, Level, ReleaseCount, State, WindowCount};
+use crate::core::time::{Millis, format_rfc3339};
+
+/// What differential counts: (route, fingerprint at counting time, window start or `None` for
+/// the total).
+pub type CountKey = (u64, u64, Option<Millis>);
 
 /// Longest sample kept, in bytes.
 const SAMPLE_BYTES: usize = 512;
@@ -62,7 +65,7 @@ pub(super) struct Entry {
 }
 
 fn cut(s: &str) -> String {
-    crate::record::truncate(s, SAMPLE_BYTES)
+    crate::core::record::truncate(s, SAMPLE_BYTES)
 }
 
 impl Entry {
@@ -135,7 +138,7 @@ impl Entry {
             self.exemplar_trace = rec
                 .trace
                 .as_deref()
-                .map(|t| crate::record::truncate(t, TRACE_BYTES));
+                .map(|t| crate::core::record::truncate(t, TRACE_BYTES));
         }
         self.dirty = true;
     }
@@ -144,7 +147,7 @@ impl Entry {
     fn count_release(&mut self, release: &str, n: u64, t: Millis, cfg: &IncidentConfig) {
         let slot = self
             .releases
-            .entry(crate::record::truncate(release, 64))
+            .entry(crate::core::record::truncate(release, 64))
             .or_default();
         slot.0 += n;
         slot.1 = slot.1.max(t);

@@ -9,14 +9,14 @@
 
 mod book;
 mod entry;
-pub mod stage;
 pub mod state;
 
-pub use book::{Book, CountKey};
+pub use book::Book;
+pub use entry::CountKey;
 
 use serde::{Deserialize, Serialize};
 
-use crate::time::Duration;
+use crate::core::time::Duration;
 
 /// `[incident]`: windows, lifecycle and limits.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -87,7 +87,7 @@ impl IncidentConfig {
 /// Adds a batch's count changes to `sums`: `+1` per event to its total and to its window (the
 /// keys differential counts), summed per key, so one change per key and batch is sent on.
 pub fn count_changes<'a>(
-    events: impl IntoIterator<Item = &'a crate::record::Clustered>,
+    events: impl IntoIterator<Item = &'a crate::core::record::Clustered>,
     cfg: &IncidentConfig,
     sums: &mut rustc_hash::FxHashMap<CountKey, isize>,
 ) {
@@ -103,7 +103,7 @@ pub fn count_changes<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::record::{Clustered, ErrorEvent, LogRecord};
+    use crate::core::record::{Clustered, ErrorEvent, LogRecord};
 
     fn event(route: u64, fingerprint: u64, ts: i64) -> Clustered {
         Clustered {
@@ -112,13 +112,13 @@ mod tests {
                     ts: Some(ts),
                     ..LogRecord::default()
                 },
-                severity: crate::record::Level::Error,
+                severity: crate::core::record::Level::Error,
                 reasons: Vec::new(),
                 key: None,
             },
             fingerprint,
             route,
-            kind: crate::record::Kind::Message,
+            kind: crate::core::record::Kind::Message,
             title: "".into(),
             template: "".into(),
             merges: Vec::new(),

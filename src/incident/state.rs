@@ -14,8 +14,8 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use super::entry::Entry;
-use crate::checkpoint;
-use crate::time::Millis;
+use crate::core::checkpoint;
+use crate::core::time::Millis;
 
 pub const PREFIX: &str = "incidents-";
 
@@ -124,8 +124,8 @@ pub fn save<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::core::record::{Clustered, ErrorEvent, Kind, Level, LogRecord, Position};
     use crate::incident::{Book, IncidentConfig};
-    use crate::record::{Clustered, ErrorEvent, Kind, Level, LogRecord, Position};
 
     fn event(fp: u64, route: u64, t: Millis, line: u64) -> Clustered {
         let record = LogRecord {

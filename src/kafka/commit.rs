@@ -23,8 +23,8 @@ use rdkafka::statistics::Statistics;
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 use timely::dataflow::ProbeHandle;
 
+use crate::core::epoch::Epoch;
 use crate::metrics;
-use crate::pipeline::Epoch;
 
 /// What the multiline stage of a worker still holds, per Kafka source: offsets at or after
 /// these heads are not committed.

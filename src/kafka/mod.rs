@@ -8,9 +8,6 @@
 //! ZooKeeper.
 
 pub mod commit;
-pub mod replay;
-pub mod sink;
-pub mod source;
 
 use std::collections::BTreeMap;
 

@@ -11,6 +11,7 @@ pub mod histogram;
 pub mod latency;
 pub mod names;
 pub mod process;
+pub mod progress;
 mod server;
 
 pub use histogram::{Batch, Histogram};

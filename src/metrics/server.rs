@@ -86,7 +86,7 @@ pub fn serve(addr: SocketAddr) -> Result<Server, MetricsError> {
     metrics::set_global_recorder(recorder).map_err(|e| MetricsError::Exporter(e.to_string()))?;
     histogram::enable();
     gauge!(names::BUILD_INFO, "version" => env!("CARGO_PKG_VERSION")).set(1.0);
-    gauge!(names::START_TIME).set(crate::time::now_ms() as f64 / 1000.0);
+    gauge!(names::START_TIME).set(crate::core::time::now_ms() as f64 / 1000.0);
     // The model and deployment stages' metrics are exported from the start (at zero), so
     // dashboards and alerts find them before those stages have done anything.
     for name in [

@@ -11,7 +11,7 @@ use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::time::Millis;
+use crate::core::time::Millis;
 
 /// How far automation goes for an incident.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -80,7 +80,7 @@ impl Admission {
             if now < until {
                 return Decision::Skip(format!(
                     "failed before; retried after {}",
-                    crate::time::format_rfc3339(until)
+                    crate::core::time::format_rfc3339(until)
                 ));
             }
             self.negative.remove(c.fingerprint);

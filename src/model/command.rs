@@ -19,7 +19,7 @@ use super::protocol::{Backend, BackendError, Call, Request, Response};
 pub struct CommandConfig {
     pub program: String,
     pub args: Vec<String>,
-    pub timeout: crate::time::Duration,
+    pub timeout: crate::core::time::Duration,
 }
 
 impl Default for CommandConfig {
@@ -27,7 +27,7 @@ impl Default for CommandConfig {
         CommandConfig {
             program: String::new(),
             args: Vec::new(),
-            timeout: crate::time::Duration(120_000),
+            timeout: crate::core::time::Duration(120_000),
         }
     }
 }

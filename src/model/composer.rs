@@ -18,7 +18,7 @@ use super::fault::Fault;
 use super::protocol::*;
 use super::sandbox::Limits;
 use super::validator::{self, Project, Validation};
-use crate::record::Incident;
+use crate::core::record::Incident;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum State {
@@ -130,7 +130,7 @@ pub fn request(incident: &Incident, project: &Project) -> Request {
         if let Ok(content) = std::fs::read_to_string(project.path.join(&path)) {
             files.push(SourceFile {
                 path,
-                content: crate::record::truncate(&content, 64 * 1024),
+                content: crate::core::record::truncate(&content, 64 * 1024),
             });
         }
     }
@@ -386,7 +386,7 @@ impl Composer<'_> {
             req.incident.fingerprint,
             a.attempt,
             std::process::id(),
-            crate::time::now_ms()
+            crate::core::time::now_ms()
         );
         let (project, limits) = (self.project.clone(), self.limits.clone());
         let validation = tokio::task::spawn_blocking(move || {

@@ -11,6 +11,7 @@ pub mod admission;
 pub mod builtin;
 pub mod command;
 pub mod composer;
+pub mod deploy;
 pub mod edits;
 pub mod fault;
 pub mod fixes;
@@ -20,14 +21,13 @@ pub mod queue;
 pub mod sandbox;
 pub mod stage;
 pub mod validator;
-pub mod worker;
 pub mod worktree;
 
 use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-use crate::time::Duration;
+use crate::core::time::Duration;
 use admission::Level;
 
 /// Which backend answers the model pool's roles.

@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex};
 
 use tokio::sync::Notify;
 
-use crate::record::Incident;
+use crate::core::record::Incident;
 
 #[derive(Default)]
 struct Waiting {

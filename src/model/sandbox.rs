@@ -28,7 +28,7 @@ pub struct Limits {
     /// Processes (and threads) in the sandbox at once.
     pub processes: u64,
     /// Wall-clock time of the whole command.
-    pub timeout: crate::time::Duration,
+    pub timeout: crate::core::time::Duration,
     /// Output kept per stream; the rest is dropped and marked.
     pub output_kib: usize,
 }
@@ -39,7 +39,7 @@ impl Default for Limits {
             memory_mib: 4096,
             cpu_seconds: 600,
             processes: 256,
-            timeout: crate::time::Duration(300_000),
+            timeout: crate::core::time::Duration(300_000),
             output_kib: 64,
         }
     }
@@ -88,7 +88,7 @@ impl Cgroup {
         let name = format!(
             "hephaestus-{}-{}",
             std::process::id(),
-            crate::time::now_ms()
+            crate::core::time::now_ms()
         );
         // cgroup v1's pids hierarchy, else v2's unified one (with the pids controller).
         for root in [

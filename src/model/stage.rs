@@ -19,10 +19,10 @@ use super::fixes::FixesTopic;
 use super::protocol::Backend;
 use super::queue::Handoff;
 use super::{BackendKind, ModelConfig, builtin, command, fault};
-use crate::deploy::DeployConfig;
-use crate::deploy::manager::Manager;
-use crate::deploy::stage::{DeployLoop, Next};
-use crate::record::{Incident, State};
+use crate::core::record::{Incident, State};
+use crate::model::deploy::DeployConfig;
+use crate::model::deploy::manager::Manager;
+use crate::model::deploy::stage::{DeployLoop, Next};
 
 /// What the stage did, for the job summary and tests.
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
@@ -172,7 +172,7 @@ impl Shared {
     }
 
     async fn work(&self, incident: Incident, level: Level, earlier: Earlier) {
-        let seen_at = crate::time::now_ms();
+        let seen_at = crate::core::time::now_ms();
         self.deploy.opened(&incident).await;
         let composer = Composer {
             backend: self.backend.as_ref(),
@@ -209,7 +209,7 @@ impl Shared {
         if let (Ok(()), Some(topic)) = (&written, &self.output.topic) {
             written = topic.publish(&worked.attempts).await;
         }
-        let now = crate::time::now_ms();
+        let now = crate::core::time::now_ms();
         if let Ok(mut adm) = self.admission.lock() {
             adm.spend(worked.usage.cost_usd, now);
             adm.finish(
@@ -285,7 +285,7 @@ async fn serve(shared: Arc<Shared>, handoff: Handoff) {
             in_repository: in_repository(&incident, &shared.config.repository.path),
         };
         let decision = match shared.admission.lock() {
-            Ok(mut a) => a.decide(&shared.gate, &candidate, crate::time::now_ms()),
+            Ok(mut a) => a.decide(&shared.gate, &candidate, crate::core::time::now_ms()),
             Err(_) => Decision::Skip("admission unavailable".into()),
         };
         match decision {

@@ -10,11 +10,9 @@
 //! Nothing is dropped: a record that would exceed `max_lines`/`max_bytes` is emitted and the
 //! line starts a new record. Invalid UTF-8 or oversize lines never join anything.
 
-pub mod stage;
-
 use serde::{Deserialize, Serialize};
 
-use crate::record::RawLine;
+use crate::core::record::RawLine;
 
 /// `[multiline]`: joining stack traces.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -355,7 +353,7 @@ fn continuation(mode: Mode, s: &str) -> Option<Mode> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::record::Position;
+    use crate::core::record::Position;
 
     fn join(text: &str, eof_newline: bool) -> Vec<(String, bool)> {
         let mut j = Joiner::new(MultilineConfig::default());

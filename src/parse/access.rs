@@ -5,8 +5,8 @@
 //! message `METHOD path status`, and client, user, method, path, protocol, bytes, referer and
 //! user agent as fields; `None` when the line is not an access log. No state.
 
-use crate::record::{Format, Level, LogRecord, Text};
-use crate::time;
+use crate::core::record::{Format, Level, LogRecord, Text};
+use crate::core::time;
 
 /// Cheap pre-check: three space-separated tokens then ` [dd/`.
 pub(crate) fn looks_like(line: &str) -> bool {

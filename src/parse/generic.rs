@@ -6,8 +6,8 @@
 //! when the line does not start with a timestamp. `plain` accepts anything: the whole line is
 //! the message and a level word among the first tokens sets the level. No state.
 
-use crate::record::{Format, Level, LogRecord};
-use crate::time;
+use crate::core::record::{Format, Level, LogRecord};
+use crate::core::time;
 
 /// Looks at most this many header tokens after the timestamp before the message starts.
 const MAX_HEADER_TOKENS: usize = 5;

@@ -13,8 +13,8 @@ use regex::Regex;
 
 use super::Reject;
 use super::header_scan::Scanner;
-use crate::record::{DeadReason, Format, Level, LogRecord};
-use crate::time;
+use crate::core::record::{DeadReason, Format, Level, LogRecord};
+use crate::core::time;
 
 #[derive(Debug, Clone)]
 pub struct HeaderFormat {

@@ -8,8 +8,8 @@
 use serde_json::{Map, Value};
 
 use super::Reject;
-use crate::record::{DeadReason, Format, Level, LogRecord};
-use crate::time;
+use crate::core::record::{DeadReason, Format, Level, LogRecord};
+use crate::core::time;
 
 const TS: &[&str] = &[
     "@timestamp",

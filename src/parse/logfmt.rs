@@ -5,8 +5,8 @@
 //! to the end of the line rather than failing. No state.
 
 use super::Reject;
-use crate::record::{Format, Level, LogRecord};
-use crate::time;
+use crate::core::record::{Format, Level, LogRecord};
+use crate::core::time;
 
 /// At least two `key=` pairs among the first tokens, and the first token is one.
 pub(crate) fn looks_like(line: &str) -> bool {

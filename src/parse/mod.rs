@@ -11,19 +11,17 @@
 
 mod access;
 mod config;
-pub mod deal;
 mod generic;
 mod header;
 mod header_scan;
 mod json;
 mod logfmt;
-pub mod stage;
 mod syslog;
 
 pub use config::{FormatChoice, ParseConfig, SourceFormat};
 pub use header::HeaderFormat;
 
-use crate::record::{DeadLetter, DeadReason, LogRecord, RawLine};
+use crate::core::record::{DeadLetter, DeadReason, LogRecord, RawLine};
 
 /// A parse failure local to one format parser: the reason and a human detail.
 pub(crate) type Reject = (DeadReason, String);
@@ -192,7 +190,7 @@ fn binary_junk(bytes: &[u8]) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::record::{Format, Level, Position};
+    use crate::core::record::{Format, Level, Position};
 
     #[test]
     fn binary_junk_agrees_with_its_definition() {

@@ -4,8 +4,8 @@
 //! In: one line. Out: level from the PRI severity, timestamp, host, service (APP or TAG), pid
 //! and structured-data parameters as fields; `None` when the line is not syslog. No state.
 
-use crate::record::{Format, Level, LogRecord, Text};
-use crate::time;
+use crate::core::record::{Format, Level, LogRecord, Text};
+use crate::core::time;
 
 /// `<PRI>` → (severity level, rest).
 fn pri(line: &str) -> Option<(Level, &str)> {

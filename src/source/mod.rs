@@ -7,14 +7,13 @@
 
 pub mod pace;
 pub mod reader;
-pub mod stage;
 
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::core::record::RawLine;
 use crate::parse::{Parser, SourceFormat};
-use crate::record::RawLine;
 
 /// `[[sources]]`: where logs come from and how to read them.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]

@@ -9,7 +9,7 @@
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
 use std::time::Instant;
 
-use crate::time::Millis;
+use crate::core::time::Millis;
 
 /// How a replay is paced (`hephaestus run --rate | --speedup | --loop`).
 #[derive(Clone, Copy, Debug, PartialEq)]

@@ -5,19 +5,19 @@
 
 mod plan;
 
-pub use plan::{Cluster, KAFKA_SOURCE_BASE, Overrides, Plan, Sink, read_hostfile};
+pub use plan::{Cluster, Overrides, Plan, Sink, read_hostfile};
 
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
 use crate::cluster::ClusterConfig;
+use crate::core::time::Duration;
 use crate::detect::DetectConfig;
 use crate::incident::IncidentConfig;
 use crate::multiline::MultilineConfig;
 use crate::parse::ParseConfig;
 use crate::source::SourceConfig;
-use crate::time::Duration;
 
 /// A spec that cannot be used, with the file it came from.
 #[derive(Debug, thiserror::Error)]
@@ -56,7 +56,7 @@ pub struct Spec {
     pub model: crate::model::ModelConfig,
     /// The deployment loop (with `model.automation = "deploy"`).
     #[serde(default)]
-    pub deploy: crate::deploy::DeployConfig,
+    pub deploy: crate::model::deploy::DeployConfig,
 }
 
 /// `[job]`: parallelism and pacing.

@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 
 use super::{Spec, SpecError};
 use crate::cluster::ClusterConfig;
+use crate::core::epoch::KAFKA_SOURCE_BASE;
 use crate::detect::Detector;
 use crate::incident::IncidentConfig;
 use crate::multiline::MultilineConfig;
@@ -118,14 +119,11 @@ pub struct Plan {
     /// The model-worker stage (`[model]`, paths resolved); runs in process 0 when enabled.
     pub model: crate::model::ModelConfig,
     /// The deployment loop (`[deploy]`, paths resolved).
-    pub deploy: crate::deploy::DeployConfig,
+    pub deploy: crate::model::deploy::DeployConfig,
 }
 
-/// Source ids of Kafka partitions start here (file inputs are numbered from 0).
-pub const KAFKA_SOURCE_BASE: u32 = 1 << 30;
-
 fn current_year() -> i32 {
-    crate::time::civil_from_days(crate::time::now_ms().div_euclid(86_400_000)).0 as i32
+    crate::core::time::civil_from_days(crate::core::time::now_ms().div_euclid(86_400_000)).0 as i32
 }
 
 impl Plan {

@@ -92,7 +92,7 @@ fn a_full_output_disk_fails_the_job_with_the_reason() {
     let plan =
         hephaestus::spec::Plan::load(&crate::common::root().join("dataflows/bench.toml"), ov)
             .expect("plan");
-    let err = hephaestus::job::run(plan, hephaestus::job::Shutdown::default())
+    let err = hephaestus::job::run(plan, hephaestus::core::shutdown::Shutdown::default())
         .expect_err("a full disk is an error");
     let msg = err.to_string();
     assert!(

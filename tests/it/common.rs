@@ -2,7 +2,8 @@
 
 use std::path::{Path, PathBuf};
 
-use hephaestus::job::{self, Shutdown, Summary};
+use hephaestus::core::shutdown::Shutdown;
+use hephaestus::job::{self, Summary};
 use hephaestus::spec::{Overrides, Plan};
 
 pub fn root() -> PathBuf {

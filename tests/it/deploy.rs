@@ -8,9 +8,9 @@ use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use hephaestus::deploy::commands::{Action, run as fixes};
-use hephaestus::deploy::store::{Book, Status, Store};
-use hephaestus::time::{format_rfc3339, now_ms};
+use hephaestus::commands::deploy::{Action, run as fixes};
+use hephaestus::core::time::{format_rfc3339, now_ms};
+use hephaestus::model::deploy::store::{Book, Status, Store};
 use serde_json::{Value, json};
 
 use super::model::{CALC, python_project, scratch};
@@ -113,7 +113,7 @@ impl Loop {
             },
         )
         .expect("plan");
-        hephaestus::job::run(plan, hephaestus::job::Shutdown::default())
+        hephaestus::job::run(plan, hephaestus::core::shutdown::Shutdown::default())
             .unwrap_or_else(|e| panic!("job: {e}"))
     }
 

@@ -2,7 +2,7 @@
 //!
 //! In: `fuzz/corpus/TARGET/*` (inputs libFuzzer kept because they reach new code) and
 //! `fuzz/regressions/TARGET/*` (inputs that once crashed a target). Out: each input through the
-//! same `hephaestus::fuzz` body the cargo-fuzz harness calls, which panics when an invariant
+//! same `hephaestus::commands::fuzz` body the cargo-fuzz harness calls, which panics when an invariant
 //! breaks. `scripts/fuzz run` is the fuzzing itself; this is what keeps its finds fixed.
 
 use std::path::{Path, PathBuf};
@@ -21,7 +21,7 @@ fn replay(kind: &str) -> usize {
         .join("fuzz")
         .join(kind);
     let mut n = 0;
-    for (name, body) in hephaestus::fuzz::TARGETS {
+    for (name, body) in hephaestus::commands::fuzz::TARGETS {
         for file in inputs(&root.join(name)) {
             let data = std::fs::read(&file).expect("read input");
             let run = std::panic::catch_unwind(|| body(&data));
@@ -35,7 +35,7 @@ fn replay(kind: &str) -> usize {
 #[test]
 fn every_target_has_a_committed_corpus_that_passes() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus");
-    for (name, _) in hephaestus::fuzz::TARGETS {
+    for (name, _) in hephaestus::commands::fuzz::TARGETS {
         assert!(
             inputs(&root.join(name)).len() >= 3,
             "fuzz/corpus/{name} is missing or nearly empty"

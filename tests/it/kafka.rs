@@ -7,10 +7,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use hephaestus::job::Shutdown;
+use hephaestus::commands::replay::{self, Request};
+use hephaestus::core::record::{ErrorEvent, Incident, LogRecord};
+use hephaestus::core::shutdown::Shutdown;
 use hephaestus::kafka::KafkaConfig;
-use hephaestus::kafka::replay::{self, Request};
-use hephaestus::record::{ErrorEvent, Incident, LogRecord};
 use serde_json::Value;
 
 use crate::broker::{Broker, read_topic};

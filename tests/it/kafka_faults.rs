@@ -7,9 +7,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use hephaestus::job::Shutdown;
+use hephaestus::commands::replay::{self, Request};
+use hephaestus::core::shutdown::Shutdown;
 use hephaestus::kafka::KafkaConfig;
-use hephaestus::kafka::replay::{self, Request};
 use rdkafka::mocking::MockCluster;
 use serde_json::Value;
 

@@ -6,8 +6,8 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use hephaestus::cluster::mask::mask;
 use hephaestus::cluster::miner::Miner;
+use hephaestus::mask::mask;
 use hephaestus::parse::HeaderFormat;
 
 use crate::common::root;

@@ -14,6 +14,7 @@ mod fuzz;
 mod golden;
 mod kafka;
 mod kafka_faults;
+mod layers;
 mod live;
 mod loghub;
 mod model;

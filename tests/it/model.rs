@@ -13,7 +13,7 @@ pub fn scratch(name: &str) -> PathBuf {
     let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!(
         "model-{name}-{}-{}",
         std::process::id(),
-        hephaestus::time::now_ms()
+        hephaestus::core::time::now_ms()
     ));
     std::fs::create_dir_all(&dir).expect("scratch dir");
     dir
@@ -120,7 +120,7 @@ pub fn run_job(root: &Path, log: &Path, model: &str) -> (hephaestus::job::Summar
     );
     std::fs::write(&spec, text).expect("spec");
     let plan = super::common::plan(&spec, &[], 2, root);
-    let summary = hephaestus::job::run(plan, hephaestus::job::Shutdown::default())
+    let summary = hephaestus::job::run(plan, hephaestus::core::shutdown::Shutdown::default())
         .unwrap_or_else(|e| panic!("job: {e}"));
     let attempts = std::fs::read_to_string(root.join("attempts.jsonl"))
         .unwrap_or_default()

@@ -4,8 +4,8 @@
 
 use std::time::Duration;
 
-use hephaestus::job::Shutdown;
-use hephaestus::model::worker::{self, WorkerOptions};
+use hephaestus::commands::worker::{self, WorkerOptions};
+use hephaestus::core::shutdown::Shutdown;
 use rdkafka::ClientConfig;
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use serde_json::Value;

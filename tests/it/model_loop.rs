@@ -4,9 +4,9 @@
 
 use std::path::Path;
 
+use hephaestus::core::record::Incident;
 use hephaestus::model::ModelConfig;
 use hephaestus::model::stage::Stage;
-use hephaestus::record::Incident;
 use serde_json::Value;
 
 use super::model::{python_project, run_job, scratch};

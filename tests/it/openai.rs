@@ -106,8 +106,8 @@ fn backend(url: &str, tweak: impl FnOnce(&mut OpenAiConfig)) -> OpenAi {
         api_key_env: "HEPHAESTUS_TEST_NO_KEY".into(),
         usd_per_mtok_prompt: 2.0,
         usd_per_mtok_completion: 8.0,
-        timeout: hephaestus::time::Duration(5_000),
-        backoff: hephaestus::time::Duration(10),
+        timeout: hephaestus::core::time::Duration(5_000),
+        backoff: hephaestus::core::time::Duration(10),
         max_retries: 3,
         ..OpenAiConfig::default()
     };
@@ -117,7 +117,7 @@ fn backend(url: &str, tweak: impl FnOnce(&mut OpenAiConfig)) -> OpenAi {
 
 fn request() -> Request {
     let trace = "Traceback (most recent call last):\n  File \"/srv/calc.py\", line 2, in average\n    return sum(values) / len(values)\nZeroDivisionError: division by zero";
-    let incident = hephaestus::record::Incident {
+    let incident = hephaestus::core::record::Incident {
         fingerprint: "f1".into(),
         exemplar_trace: Some(trace.into()),
         ..Default::default()
@@ -351,7 +351,7 @@ async fn a_rate_limited_server_is_waited_out_in_a_whole_job() {
 async fn a_server_that_never_answers_times_out_and_is_retried() {
     let (server, url) = Server::start(vec![(0, vec![], String::new())]).await;
     let b = backend(&url, |c| {
-        c.timeout = hephaestus::time::Duration(200);
+        c.timeout = hephaestus::core::time::Duration(200);
         c.max_retries = 1;
     });
     let r = b.call(&request()).await;

@@ -5,10 +5,10 @@
 
 use proptest::prelude::*;
 
-use hephaestus::cluster::mask::mask;
 use hephaestus::cluster::miner::Miner;
+use hephaestus::core::record::{Position, RawLine};
+use hephaestus::mask::mask;
 use hephaestus::multiline::{Joiner, MultilineConfig};
-use hephaestus::record::{Position, RawLine};
 
 fn raw(bytes: Vec<u8>, line: u64) -> RawLine {
     RawLine {
@@ -40,7 +40,7 @@ proptest! {
 
     #[test]
     fn every_parser_returns_a_record_or_a_dead_letter(bytes in prop_oneof![loggy().prop_map(String::into_bytes), proptest::collection::vec(any::<u8>(), 0..200)]) {
-        for p in hephaestus::fuzz::parsers() {
+        for p in hephaestus::commands::fuzz::parsers() {
             let (rec, dead) = p.parse(&raw(bytes.clone(), 1));
             prop_assert!(rec.is_some() || dead.is_some(), "{:?} lost {:?}", p.format, String::from_utf8_lossy(&bytes));
         }
@@ -97,8 +97,8 @@ proptest! {
     fn the_dataflow_equals_the_reference(seed in any::<u64>(), workers in 1usize..=4) {
         let dir = tempfile::tempdir().expect("tempdir");
         let log = dir.path().join("gen.log");
-        let spec = hephaestus::generate::GenSpec { lines: 3000, seed, error_share: 0.2, error_kinds: 10, templates: 40, start_ms: 1_767_225_600_000, step_ms: 250, unique: false };
-        hephaestus::generate::generate(&spec, &mut std::fs::File::create(&log).expect("log")).expect("generate");
+        let spec = hephaestus::commands::generate::GenSpec { lines: 3000, seed, error_share: 0.2, error_kinds: 10, templates: 40, start_ms: 1_767_225_600_000, step_ms: 250, unique: false };
+        hephaestus::commands::generate::generate(&spec, &mut std::fs::File::create(&log).expect("log")).expect("generate");
         let toml = dir.path().join("spec.toml");
         std::fs::write(&toml, "[job]\nbatch_lines = 17\n\n[[sources]]\npaths = [\"gen.log\"]\n\n[incident]\nwindow = \"1m\"\nquiet_period = \"2m\"\nreemit_interval = \"1m\"\n\n[metrics]\nenabled = false\n").expect("spec");
         let out = tempfile::tempdir().expect("tempdir");

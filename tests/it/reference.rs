@@ -9,9 +9,9 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use hephaestus::cluster::Clusterer;
+use hephaestus::core::record::{Clustered, ErrorEvent, Incident, Position, RawLine};
 use hephaestus::incident::{Book, CountKey};
 use hephaestus::multiline::Joiner;
-use hephaestus::record::{Clustered, ErrorEvent, Incident, Position, RawLine};
 use hephaestus::source::InputKind;
 use hephaestus::source::reader::read_all;
 use hephaestus::spec::Plan;

@@ -20,13 +20,13 @@ fn run(input: &std::path::Path, pacing: Pacing) -> hephaestus::job::Summary {
         ..Overrides::default()
     };
     let plan = Plan::load(&root().join("dataflows/bench.toml"), ov).expect("plan");
-    hephaestus::job::run(plan, hephaestus::job::Shutdown::default()).expect("job")
+    hephaestus::job::run(plan, hephaestus::core::shutdown::Shutdown::default()).expect("job")
 }
 
 fn generated(lines: u64, step_ms: i64) -> (tempfile::TempDir, PathBuf) {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("gen.log");
-    let spec = hephaestus::generate::GenSpec {
+    let spec = hephaestus::commands::generate::GenSpec {
         lines,
         seed: 5,
         error_share: 0.1,
@@ -37,7 +37,7 @@ fn generated(lines: u64, step_ms: i64) -> (tempfile::TempDir, PathBuf) {
         unique: false,
     };
     let mut f = std::fs::File::create(&path).expect("file");
-    hephaestus::generate::generate(&spec, &mut f).expect("generate");
+    hephaestus::commands::generate::generate(&spec, &mut f).expect("generate");
     (dir, path)
 }
 

@@ -5,7 +5,7 @@ use hephaestus::model::sandbox::{Exit, Limits, run};
 
 fn limits() -> Limits {
     Limits {
-        timeout: hephaestus::time::Duration(20_000),
+        timeout: hephaestus::core::time::Duration(20_000),
         ..Limits::default()
     }
 }
@@ -14,7 +14,7 @@ fn limits() -> Limits {
 fn an_endless_loop_is_killed_on_time() {
     let dir = tempfile::tempdir().expect("tempdir");
     let l = Limits {
-        timeout: hephaestus::time::Duration(1_000),
+        timeout: hephaestus::core::time::Duration(1_000),
         ..limits()
     };
     let r = run(dir.path(), "while :; do :; done", &l, &[]).expect("run");

@@ -3,9 +3,9 @@
 //! rounds take the parallel lookup path; assignments and occurrence counts must not change.
 
 use hephaestus::cluster::ClusterConfig;
-use hephaestus::cluster::mask::mask_into;
 use hephaestus::cluster::miner::Miner;
-use hephaestus::templates::{Request, run};
+use hephaestus::commands::templates::{Request, run};
+use hephaestus::mask::mask_into;
 
 /// About 20 MiB of seeded lines: a few dozen templates with variables, lists, glued tokens.
 fn generate(path: &std::path::Path) -> Vec<String> {

@@ -49,7 +49,7 @@ fn fill(template: &str, rng: &mut Rng) -> String {
 }
 
 fn stamp(ms: i64) -> String {
-    let t = hephaestus::time::format_rfc3339(ms);
+    let t = hephaestus::core::time::format_rfc3339(ms);
     format!("{} {},{}", &t[..10], &t[11..19], &t[20..23])
 }
 
@@ -122,7 +122,7 @@ fn generate(seed: u64, dir: &Path, files: usize, lines: usize) -> Vec<PathBuf> {
                     ));
                 }
                 94..=96 => {
-                    let iso = hephaestus::time::format_rfc3339(t);
+                    let iso = hephaestus::core::time::format_rfc3339(t);
                     out.push(format!(
                         r#"{{"ts":"{iso}","level":"error","service":"billing","msg":"{}"}}"#,
                         {

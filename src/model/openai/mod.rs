@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::protocol::{Backend, BackendError, Call, Request, Response, Usage};
-use crate::time::Duration;
+use crate::core::time::Duration;
 
 /// `[model.openai]`.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -155,14 +155,16 @@ impl OpenAi {
         };
         if status.as_u16() == 429 || status.is_server_error() {
             if text.contains("insufficient_quota") {
-                return Sent::Fail(BackendError::Quota(crate::record::truncate(&text, 300)));
+                return Sent::Fail(BackendError::Quota(crate::core::record::truncate(
+                    &text, 300,
+                )));
             }
             return Sent::Retry(format!("HTTP {status}"), retry_after);
         }
         if !status.is_success() {
             return Sent::Fail(BackendError::Unavailable(format!(
                 "HTTP {status}: {}",
-                crate::record::truncate(&text, 300)
+                crate::core::record::truncate(&text, 300)
             )));
         }
         parse_completion(&text, |p, c| self.cost(p, c))

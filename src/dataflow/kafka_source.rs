@@ -1,0 +1,240 @@
+//! The Kafka source operator: the raw-logs topic → `SourceItem`s.
+//!
+//! In: the topic's partitions; worker `index` of `peers` (across all processes) owns partition
+//! `p` when `p % peers == index`, assigned manually (no group rebalancing; auto-commit off). Out:
+//! one `SourceItem::Line` per record, stamped with a wall-clock tick so that an idle partition
+//! never holds progress back; `Idle` markers so the multiline stage flushes quiet partitions.
+//! The operator polls without blocking and re-activates itself.
+//!
+//! Offsets are committed by `commit.rs` (at-least-once). Idle means no record *and* no broker
+//! trouble for the whole period: an outage is waited out, not taken for the end of the data.
+//! State: the consumer and committer, per partition when it last had data.
+
+use std::time::{Duration, Instant};
+
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+use rdkafka::message::Message;
+use rdkafka::{Offset, TopicPartitionList};
+use timely::dataflow::operators::generic::operator::source;
+use timely::dataflow::{ProbeHandle, Scope, StreamVec};
+
+use crate::core::epoch::Epoch;
+use crate::core::epoch::KAFKA_SOURCE_BASE;
+use crate::core::record::{Position, RawLine};
+use crate::dataflow::ctx::Ctx;
+use crate::kafka::commit::{Committer, Events, SharedHeads};
+use crate::metrics::{self, Stats};
+use crate::source::SourceItem;
+
+struct Quiet {
+    source: u32,
+    last_data: Instant,
+    unflushed: bool,
+}
+
+/// Creates the consumer and assigns this worker's partitions, retrying while the broker or the
+/// topic is not there yet.
+fn assign(
+    ctx: &Ctx,
+    topic: &str,
+    index: usize,
+    peers: usize,
+) -> Result<(BaseConsumer<Events>, Vec<i32>), String> {
+    let kafka = ctx.plan.kafka.as_ref().ok_or("no [kafka] section")?;
+    let mut cfg = kafka.consumer(&format!("hephaestus-{}-w{index}", ctx.plan.name));
+    cfg.set("statistics.interval.ms", "5000");
+    let consumer: BaseConsumer<Events> = cfg
+        .create_with_context(Events::default())
+        .map_err(|e| format!("kafka consumer: {e}"))?;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let partitions = loop {
+        let found = consumer
+            .fetch_metadata(Some(topic), Duration::from_secs(5))
+            .ok()
+            .and_then(|md| md.topics().first().map(|t| t.partitions().len()))
+            .filter(|&n| n > 0);
+        match found {
+            Some(n) => break n,
+            None if Instant::now() < deadline && !ctx.shutdown.is_triggered() => {
+                std::thread::sleep(Duration::from_millis(500))
+            }
+            None => {
+                return Err(format!(
+                    "kafka topic `{topic}` not found at {} (create it first)",
+                    kafka.brokers()
+                ));
+            }
+        }
+    };
+    let owned: Vec<i32> = (0..partitions as i32)
+        .filter(|p| *p as usize % peers == index)
+        .collect();
+    let mut tpl = TopicPartitionList::new();
+    for p in &owned {
+        // `Stored`: the group's committed offset, else `auto.offset.reset`.
+        tpl.add_partition_offset(topic, *p, Offset::Stored)
+            .map_err(|e| format!("kafka assign: {e}"))?;
+    }
+    consumer
+        .assign(&tpl)
+        .map_err(|e| format!("kafka assign: {e}"))?;
+    eprintln!(
+        "hephaestus: kafka: worker {index} of {peers} reads `{topic}` partitions {owned:?} of {partitions}"
+    );
+    Ok((consumer, owned))
+}
+
+/// The source stream of this worker for the plan's Kafka topic. `probes`: the outputs (for
+/// back-pressure and commits) and the checkpoints (for commits).
+pub fn read_kafka<'s>(
+    scope: Scope<'s, Epoch>,
+    ctx: &Ctx,
+    probes: (ProbeHandle<Epoch>, ProbeHandle<Epoch>),
+    heads: SharedHeads,
+) -> StreamVec<'s, Epoch, SourceItem> {
+    let ctx = ctx.clone();
+    let (index, peers) = (scope.index(), scope.peers());
+    source(scope, "KafkaSource", move |cap, info| {
+        let activator = scope.activator_for(info.address);
+        let plan = ctx.plan.clone();
+        let topic = plan
+            .kafka_source
+            .as_ref()
+            .map(|(t, _)| t.clone())
+            .unwrap_or_default();
+        let topic_label = topic.clone();
+        let mut quiet: Vec<Quiet> = Vec::new();
+        let mut state = match assign(&ctx, &topic, index, peers) {
+            Ok((consumer, owned)) => {
+                let source = |id: i32| KAFKA_SOURCE_BASE + id as u32;
+                quiet = owned
+                    .iter()
+                    .map(|&id| Quiet {
+                        source: source(id),
+                        last_data: Instant::now(),
+                        unflushed: false,
+                    })
+                    .collect();
+                let parts = owned.iter().map(|&id| (id, source(id)));
+                Some(Committer::new(
+                    consumer,
+                    topic,
+                    probes.clone(),
+                    heads.clone(),
+                    parts,
+                ))
+            }
+            Err(e) => {
+                ctx.error(e);
+                None
+            }
+        };
+        let mut cap = (state.is_some() && !quiet.is_empty()).then_some(cap);
+        let mut last_record = Instant::now();
+        let mut last_error: Option<Instant> = None;
+        let (mut last_logged, mut unlogged): (Option<Instant>, u32) = (None, 0);
+        let tick = plan.tick_ms.max(1);
+        let ingest = metrics::Ingest::new(index, &topic_label);
+        move |output| {
+            let Some(st) = state.as_mut() else { return };
+            if let Some(held) = cap.as_mut() {
+                let now_tick = (crate::core::time::now_ms() / tick) as Epoch;
+                let epoch = now_tick.max(*held.time());
+                let idle_exit = plan.exit_when_idle.is_some_and(|d| {
+                    last_record.elapsed() >= d && last_error.is_none_or(|e| e.elapsed() >= d)
+                });
+                let stamp = held.delayed(&epoch);
+                let mut session = output.session(&stamp);
+                let (mut n, mut bytes) = (0usize, 0usize);
+                let ingest_ms = crate::core::time::now_ms();
+                if ctx.shutdown.is_triggered() || idle_exit {
+                    for q in &quiet {
+                        session.give(SourceItem::End(q.source));
+                    }
+                    drop(session);
+                    cap = None;
+                } else if st.behind(held.time().saturating_sub(plan.max_inflight_epochs)) {
+                    // The outputs are behind: leave records in librdkafka's bounded queue (and
+                    // do not count the wait as idleness).
+                    drop(session);
+                    last_record = Instant::now();
+                } else {
+                    while n < plan.batch_lines {
+                        match st.consumer.poll(Duration::ZERO) {
+                            None => break,
+                            Some(Err(e)) => {
+                                // Broker unreachable and the like: librdkafka reconnects on its
+                                // own. Logged at most every 10 s.
+                                last_error = Some(Instant::now());
+                                if last_logged
+                                    .is_none_or(|t| t.elapsed() >= Duration::from_secs(10))
+                                {
+                                    eprintln!(
+                                        "hephaestus: kafka: {e} (retrying; {unlogged} more since the last)"
+                                    );
+                                    unlogged = 0;
+                                    last_logged = last_error;
+                                } else {
+                                    unlogged += 1;
+                                }
+                                break;
+                            }
+                            Some(Ok(m)) => {
+                                let payload = m.payload().unwrap_or_default();
+                                let (offset, part) = (m.offset(), m.partition());
+                                let limit = plan.max_line_bytes;
+                                let oversize =
+                                    (payload.len() > limit).then_some(payload.len() as u64);
+                                let pos = Position {
+                                    source: KAFKA_SOURCE_BASE + part as u32,
+                                    offset: offset as u64,
+                                    line: offset as u64 + 1,
+                                };
+                                let raw = RawLine {
+                                    pos,
+                                    ingest_ms,
+                                    bytes: payload[..payload.len().min(limit)].to_vec(),
+                                    lines: 1,
+                                    oversize,
+                                    cut: false,
+                                };
+                                n += 1;
+                                bytes += payload.len();
+                                session.give(SourceItem::Line(raw, false));
+                                st.read(epoch, part, offset);
+                                if let Some(q) = quiet.iter_mut().find(|q| q.source == pos.source) {
+                                    q.last_data = Instant::now();
+                                    q.unflushed = true;
+                                }
+                            }
+                        }
+                    }
+                    let flush_after = Duration::from_millis(plan.idle_flush_ms as u64);
+                    for q in quiet
+                        .iter_mut()
+                        .filter(|q| q.unflushed && q.last_data.elapsed() >= flush_after)
+                    {
+                        session.give(SourceItem::Idle(q.source));
+                        q.unflushed = false;
+                    }
+                    drop(session);
+                    if n > 0 {
+                        last_record = Instant::now();
+                        Stats::add(&ctx.stats.lines, n);
+                        Stats::add(&ctx.stats.bytes, bytes);
+                        ingest.add(n, bytes);
+                    }
+                    if now_tick > *held.time() {
+                        held.downgrade(&now_tick);
+                    }
+                }
+            }
+            st.commit(CommitMode::Async);
+            // Keep polling while running; once stopped, keep committing until the outputs have
+            // caught up with everything read (the rest is committed when the dataflow ends).
+            if cap.is_some() || st.pending() {
+                activator.activate_after(Duration::from_millis(if cap.is_some() { 2 } else { 20 }));
+            }
+        }
+    })
+}
