@@ -14,11 +14,11 @@ use super::Budget;
 use super::admission::Level;
 use super::builtin;
 use super::edits;
-use super::fault::Fault;
 use super::protocol::*;
 use super::sandbox::Limits;
 use super::validator::{self, Project, Validation};
 use crate::core::record::Incident;
+use crate::trace::fault::Fault;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum State {
@@ -121,7 +121,7 @@ pub fn request(incident: &Incident, project: &Project) -> Request {
     let fault = Fault::of(incident);
     let mut files: Vec<SourceFile> = Vec::new();
     for frame in fault.iter().flat_map(|f| f.frames.iter()) {
-        let Some(path) = super::fault::locate(&project.path, &frame.path) else {
+        let Some(path) = crate::trace::fault::locate(&project.path, &frame.path) else {
             continue;
         };
         if files.len() >= 5 || files.iter().any(|f| f.path == path) {

@@ -13,7 +13,6 @@ pub mod command;
 pub mod composer;
 pub mod deploy;
 pub mod edits;
-pub mod fault;
 pub mod fixes;
 pub mod openai;
 pub mod protocol;

@@ -11,7 +11,7 @@ use std::pin::Pin;
 use serde::{Deserialize, Serialize};
 
 use super::edits::Edit;
-use super::fault::Fault;
+use crate::trace::fault::Fault;
 
 /// The model pool's five roles.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]

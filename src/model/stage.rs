@@ -18,11 +18,12 @@ use super::composer::{Composer, Outcome, State as ComposerState, StepRecord, Wor
 use super::fixes::FixesTopic;
 use super::protocol::Backend;
 use super::queue::Handoff;
-use super::{BackendKind, ModelConfig, builtin, command, fault};
+use super::{BackendKind, ModelConfig, builtin, command};
 use crate::core::record::{Incident, State};
 use crate::model::deploy::DeployConfig;
 use crate::model::deploy::manager::Manager;
 use crate::model::deploy::stage::{DeployLoop, Next};
+use crate::trace::fault;
 
 /// What the stage did, for the job summary and tests.
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]

@@ -4,7 +4,7 @@
 //! frames innermost first). No state. Each reader is tolerant: unknown lines are skipped, a trace
 //! cut off at any point still yields what was read.
 
-use super::{Exception, InApp, Lang, Trace, frame};
+use super::model::{Exception, InApp, Lang, Trace, frame, normalize_file};
 use crate::mask::mask_line;
 
 /// `java.lang.X: msg`, `Exception in thread "main" java.lang.X: msg`, `TypeError: msg`.
@@ -220,7 +220,7 @@ pub(crate) fn rust<'a>(lines: impl Iterator<Item = &'a str>, in_app: &InApp) -> 
     }
     if let Some(loc) = location {
         // The panic location is the first in-app frame even without a backtrace.
-        let mut f = frame(Lang::Rust, &super::normalize_file(loc), loc, in_app);
+        let mut f = frame(Lang::Rust, &normalize_file(loc), loc, in_app);
         f.in_app = true;
         ex.frames.insert(0, f);
     }

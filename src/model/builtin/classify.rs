@@ -3,8 +3,9 @@
 //!
 //! In: a `Request` (fault, files). Out: an `Analysis`. Pure; no state.
 
-use crate::model::fault::{Fault, Language};
 use crate::model::protocol::{Analysis, ErrorKind, Request};
+use crate::trace::Lang;
+use crate::trace::fault::Fault;
 
 /// Fix templates the builtin backend knows, by name.
 pub const PATTERNS: [&str; 5] = [
@@ -53,14 +54,14 @@ const SYNTAX_EXCEPTIONS: [&str; 4] = ["SyntaxError", "IndentationError", "TabErr
 pub fn pattern(fault: &Fault) -> Option<&'static str> {
     let (e, m) = (fault.exception.as_str(), fault.message.as_str());
     match fault.language {
-        Language::Python => match e {
+        Lang::Python => match e {
             "ZeroDivisionError" => Some("division_by_zero"),
             "KeyError" => Some("missing_key"),
             "IndexError" => Some("index_bounds"),
             "AttributeError" | "TypeError" if m.contains("'NoneType'") => Some("none_dereference"),
             _ => None,
         },
-        Language::Rust => {
+        Lang::Rust => {
             if m.contains("divide by zero") || m.contains("remainder with a divisor of zero") {
                 Some("division_by_zero")
             } else if m.contains("`Option::unwrap()` on a `None`") {
@@ -146,14 +147,15 @@ pub fn analyze(req: &Request) -> Analysis {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::fault::Frame;
+    use crate::trace::Frame;
 
-    fn fault(language: Language, exception: &str, message: &str) -> Fault {
+    fn fault(language: Lang, exception: &str, message: &str) -> Fault {
         let frames = vec![Frame {
             path: "/srv/calc.py".into(),
             line: 2,
             column: None,
             function: "f".into(),
+            ..Frame::default()
         }];
         Fault {
             language,
@@ -167,19 +169,19 @@ mod tests {
     fn templates_by_exception_and_message() {
         assert_eq!(
             pattern(&fault(
-                Language::Python,
+                Lang::Python,
                 "ZeroDivisionError",
                 "division by zero"
             )),
             Some("division_by_zero")
         );
         assert_eq!(
-            pattern(&fault(Language::Python, "KeyError", "'u-1'")),
+            pattern(&fault(Lang::Python, "KeyError", "'u-1'")),
             Some("missing_key")
         );
         assert_eq!(
             pattern(&fault(
-                Language::Python,
+                Lang::Python,
                 "AttributeError",
                 "'NoneType' object has no attribute 'name'"
             )),
@@ -187,47 +189,44 @@ mod tests {
         );
         assert_eq!(
             pattern(&fault(
-                Language::Rust,
+                Lang::Rust,
                 "panic",
                 "called `Option::unwrap()` on a `None` value"
             )),
             Some("none_dereference")
         );
         assert_eq!(
-            pattern(&fault(Language::Rust, "panic", "attempt to divide by zero")),
+            pattern(&fault(Lang::Rust, "panic", "attempt to divide by zero")),
             Some("division_by_zero")
         );
         assert_eq!(
             pattern(&fault(
-                Language::Rust,
+                Lang::Rust,
                 "panic",
                 "index out of bounds: the len is 0 but the index is 0"
             )),
             Some("index_bounds")
         );
-        assert_eq!(pattern(&fault(Language::Python, "ValueError", "bad")), None);
+        assert_eq!(pattern(&fault(Lang::Python, "ValueError", "bad")), None);
     }
 
     #[test]
     fn kinds() {
         assert_eq!(
             kind(
-                Some(&fault(Language::Python, "SyntaxError", "invalid syntax")),
+                Some(&fault(Lang::Python, "SyntaxError", "invalid syntax")),
                 ""
             ),
             ErrorKind::Syntax
         );
         assert_eq!(
-            kind(
-                Some(&fault(Language::Python, "ConnectionRefusedError", "")),
-                ""
-            ),
+            kind(Some(&fault(Lang::Python, "ConnectionRefusedError", "")), ""),
             ErrorKind::Infrastructure
         );
         assert_eq!(
             kind(
                 Some(&fault(
-                    Language::Rust,
+                    Lang::Rust,
                     "panic",
                     "called `Result::unwrap()` on an `Err` value: Os { kind: TimedOut }"
                 )),
@@ -236,7 +235,7 @@ mod tests {
             ErrorKind::Infrastructure
         );
         assert_eq!(
-            kind(Some(&fault(Language::Python, "KeyError", "'x'")), ""),
+            kind(Some(&fault(Lang::Python, "KeyError", "'x'")), ""),
             ErrorKind::Logic
         );
         assert_eq!(kind(None, "disk full on /var"), ErrorKind::Infrastructure);

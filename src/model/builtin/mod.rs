@@ -3,7 +3,7 @@
 //!
 //! In: a `Request`. Out: the role's answer, at zero cost, or `Unsupported` when no template fits
 //! (the composer then stops at analysis). Pure apart from reading nothing: the request carries
-//! the files. Language specifics live in `python.rs` and `rust.rs`.
+//! the files. Lang specifics live in `python.rs` and `rust.rs`.
 
 mod classify;
 mod python;
@@ -18,10 +18,10 @@ pub fn report_for(req: &Request) -> String {
 }
 
 use super::edits::Edit;
-use super::fault::Language;
 use super::protocol::{
     Analysis, Answer, Backend, BackendError, Call, Request, Response, Role, SourceFile,
 };
+use crate::trace::Lang;
 
 pub struct Builtin;
 
@@ -210,15 +210,15 @@ pub(crate) fn tag(req: &Request) -> String {
 
 fn answer(req: &Request) -> Result<Answer, BackendError> {
     let analysis = || req.analysis.clone().unwrap_or_else(|| analyze(req));
-    let language = req.fault.as_ref().map_or(Language::Unknown, |f| f.language);
+    let language = req.fault.as_ref().map_or(Lang::Unknown, |f| f.language);
     Ok(match req.role {
         Role::SyntaxAnalyzer | Role::LogicAnalyzer => Answer::Analysis(analyze(req)),
         Role::CodeFixer => {
             let a = analysis();
             let spot = spot(req, &a)?;
             match language {
-                Language::Python => Answer::Fix(python::fix(&spot)?),
-                Language::Rust => Answer::Fix(rust::fix(&spot)?),
+                Lang::Python => Answer::Fix(python::fix(&spot)?),
+                Lang::Rust => Answer::Fix(rust::fix(&spot)?),
                 _ => return Err(unsupported("fix templates exist for Python and Rust")),
             }
         }
@@ -227,8 +227,8 @@ fn answer(req: &Request) -> Result<Answer, BackendError> {
             let spot = spot(req, &a)?;
             let fault = req.fault.as_ref().ok_or_else(|| unsupported("no fault"))?;
             match language {
-                Language::Python => Answer::Tests(python::repro(&spot, fault, &tag(req))?),
-                Language::Rust => Answer::Tests(rust::repro(&spot, &tag(req))?),
+                Lang::Python => Answer::Tests(python::repro(&spot, fault, &tag(req))?),
+                Lang::Rust => Answer::Tests(rust::repro(&spot, &tag(req))?),
                 _ => return Err(unsupported("reproducing tests exist for Python and Rust")),
             }
         }

@@ -6,8 +6,8 @@
 
 use super::{Spot, atom_after, atom_before, replace_line, unsupported};
 use crate::model::edits::Edit;
-use crate::model::fault::Fault;
 use crate::model::protocol::{BackendError, FixProposal, TestKind, TestProposal};
+use crate::trace::fault::Fault;
 
 fn indent(line: &str) -> &str {
     &line[..line.len() - line.trim_start().len()]
@@ -237,8 +237,8 @@ pub fn repro(spot: &Spot, fault: &Fault, tag: &str) -> Result<TestProposal, Back
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::fault::Language;
     use crate::model::protocol::SourceFile;
+    use crate::trace::Lang;
 
     fn spot<'a>(file: &'a SourceFile, line: u32, pattern: &'a str) -> Spot<'a> {
         let text = file.content.lines().nth(line as usize - 1).expect("line");
@@ -260,7 +260,7 @@ mod tests {
 
     fn fault(exception: &str, message: &str) -> Fault {
         Fault {
-            language: Language::Python,
+            language: Lang::Python,
             exception: exception.into(),
             message: message.into(),
             frames: Vec::new(),

@@ -9,28 +9,12 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
+use super::model::{Frame, Lang};
 use crate::core::record::Incident;
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Language {
-    Python,
-    Rust,
-    Java,
-    Unknown,
-}
-
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Frame {
-    pub path: String,
-    pub line: u32,
-    pub column: Option<u32>,
-    pub function: String,
-}
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Fault {
-    pub language: Language,
+    pub language: Lang,
     /// `ZeroDivisionError`, `KeyError`, `panic`, `java.lang.NullPointerException`…
     pub exception: String,
     pub message: String,
@@ -55,6 +39,7 @@ fn python_frame(line: &str) -> Option<Frame> {
         line: num.trim().parse().ok()?,
         column: None,
         function,
+        ..Frame::default()
     })
 }
 
@@ -69,7 +54,7 @@ fn python(trace: &str) -> Option<Fault> {
         .split_once(':')
         .map_or((last, ""), |(e, m)| (e, m.trim()));
     Some(Fault {
-        language: Language::Python,
+        language: Lang::Python,
         exception: exception.trim().into(),
         message: message.into(),
         frames,
@@ -112,6 +97,7 @@ fn rust(head: &str, trace: &str) -> Option<Fault> {
             line,
             column,
             function: String::new(),
+            ..Frame::default()
         });
     }
     let lines: Vec<&str> = all.lines().collect();
@@ -136,10 +122,11 @@ fn rust(head: &str, trace: &str) -> Option<Fault> {
             line,
             column,
             function,
+            ..Frame::default()
         });
     }
     Some(Fault {
-        language: Language::Rust,
+        language: Lang::Rust,
         exception: "panic".into(),
         message,
         frames,
@@ -165,11 +152,12 @@ fn java(trace: &str) -> Option<Fault> {
                 line: line.parse().ok()?,
                 column: None,
                 function: function.into(),
+                ..Frame::default()
             })
         })
         .collect();
     Some(Fault {
-        language: Language::Java,
+        language: Lang::Java,
         exception: exception.trim().into(),
         message: message.into(),
         frames,
@@ -237,7 +225,7 @@ mod tests {
         let f = Fault::of(&incident("request failed", t)).expect("fault");
         assert_eq!(
             (f.language, f.exception.as_str(), f.message.as_str()),
-            (Language::Python, "ZeroDivisionError", "division by zero")
+            (Lang::Python, "ZeroDivisionError", "division by zero")
         );
         assert_eq!(
             f.frames[0],
@@ -245,7 +233,8 @@ mod tests {
                 path: "/srv/app/calc.py".into(),
                 line: 2,
                 column: None,
-                function: "average".into()
+                function: "average".into(),
+                ..Frame::default()
             }
         );
         assert_eq!(f.frames[1].function, "handle");
