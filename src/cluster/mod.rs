@@ -1,4 +1,4 @@
-//! Cluster stage (the seed's error analyzer): `ErrorEvent` → `Clustered` (event + fingerprint).
+//! Cluster stage: `ErrorEvent` → `Clustered` (event + fingerprint).
 //!
 //! In: error events. Out: each event with the fingerprint that keys its incident, a title and
 //! its message template. Events with a stack trace get the trace fingerprint (exception types and
@@ -80,7 +80,7 @@ pub fn message_key(message: &str) -> u64 {
 
 /// The `LineKey` of a message's masked line (its partition is `message_key`), masked with this
 /// thread's masker into no strings at all.
-pub fn key_of(message: &str) -> crate::core::record::LineKey {
+pub fn key_of(message: &str) -> crate::core::hash::LineKey {
     thread_local! {
         static POWERS: std::cell::RefCell<tokens::Powers> = std::cell::RefCell::default();
     }

@@ -9,3 +9,4 @@ pub mod hash;
 pub mod record;
 pub mod shutdown;
 pub mod time;
+pub mod timestamp;

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use super::hash::stable_hash;
+use super::hash::LineKey;
 use super::time::Millis;
 
 /// A short string stored inline up to 24 bytes (field names and values).
@@ -379,27 +379,3 @@ pub struct Incident {
 /// A job-clock reading: the newest event time of a batch, and whether it came from the logs'
 /// own timestamps (`true`) or, for a batch without any, from the wall clock at ingestion.
 pub type ClockTick = (Millis, bool);
-
-/// The partition key and memo key of a masked line, computed from the tokens alone.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct LineKey {
-    /// Hash of the first token without a variable: the exchange key.
-    pub partition: u64,
-    /// Positional hash of all tokens.
-    pub seq: u64,
-    pub len: u32,
-}
-
-impl LineKey {
-    /// The memo key: the exact masked line within its partition.
-    pub fn memo(&self) -> u64 {
-        stable_hash(
-            &[
-                self.partition.to_le_bytes(),
-                self.seq.to_le_bytes(),
-                u64::from(self.len).to_le_bytes(),
-            ]
-            .concat(),
-        )
-    }
-}

@@ -22,7 +22,10 @@ use crate::core::record::{Clustered, ErrorEvent};
 use crate::dataflow::ctx::Ctx;
 use crate::metrics::{self, Batch, OperatorMetrics};
 
+/// Clusters error events into templates and trace fingerprints.
 pub trait ClusterEvents<'s> {
+    /// Mines each complete epoch's events in position order; `saved` is advanced each time the
+    /// miner's state is on disk (the incident stage checkpoints no further than it).
     fn cluster_events(self, ctx: &Ctx, saved: Watermark) -> StreamVec<'s, Epoch, Clustered>;
 }
 

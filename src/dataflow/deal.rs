@@ -34,10 +34,7 @@ const CARRY_PROBES: usize = 8;
 
 /// Chunks an epoch's records of one input are dealt in. Each worker parses one chunk per
 /// scheduling, so smaller chunks let the workers pass records, events and progress back and
-/// forth sooner, and deal more evenly. Measured at two workers with 4,096-line epochs (binaries
-/// alternated, medians of 3-4): one chunk per epoch BGL 1.84 M, HDFS 3.31 M lines/s; four
-/// (1,024 records) 2.37 M and 4.06 M; eight were no better on BGL; the generated mixed logs
-/// are unchanged.
+/// forth sooner, and deal more evenly (the measurements are in BENCHMARKS.md, "Design choices").
 pub const CHUNKS_PER_EPOCH: usize = 4;
 
 /// What the first records of a chunk without a timestamp of their own take.
@@ -51,11 +48,8 @@ pub enum Carry {
 }
 
 /// Consecutive joined records of one input (never of two), and where they are parsed.
-///
-/// Packing the records' bytes into one buffer per chunk (so that each record's buffer is freed
-/// by the thread that allocated it) was measured and lost: one large allocation per chunk
-/// costs more in fresh pages than the cross-thread frees it saves (BGL 1.67 against 1.74 M,
-/// HDFS 3.80 against 4.03 M lines/s at two workers).
+/// Each record keeps its own buffer (one buffer per chunk costs more in fresh pages than the
+/// cross-thread frees it saves; BENCHMARKS.md, "Design choices").
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Chunk {
     pub worker: u32,
@@ -82,10 +76,7 @@ impl Chunk {
 /// worker with the shortest queue (in turn when they are even, as they mostly are), so a worker
 /// that falls behind is dealt less until it catches up. Chunks never cross processes (that
 /// would ship every record over the network to save a parse).
-///
-/// Weighing the workers' CPU time as well (so that the worker that reads the input, or owns a
-/// hot template, is dealt less) was measured and lost: BGL 1.65 M against 1.74 M lines/s, the
-/// generated mixed logs 1.56 M against 1.69 M, at two workers.
+/// Only the backlog is weighed, not the workers' CPU time (BENCHMARKS.md, "Design choices").
 #[derive(Clone, Debug)]
 pub struct Backlog {
     first: u32,
@@ -206,7 +197,10 @@ impl Dealer {
     }
 }
 
+/// Deals an input's records out to the parsing workers, chunk by chunk.
 pub trait DealChunks<'s> {
+    /// Cuts this worker's records into chunks and routes each to the least loaded worker that
+    /// can parse it exactly; `backlog` is what each worker of the process still has to parse.
     fn deal_chunks(self, ctx: &Ctx, backlog: Backlog) -> StreamVec<'s, Epoch, Chunk>;
 }
 

@@ -12,7 +12,10 @@ use crate::core::record::{ErrorEvent, LogRecord};
 use crate::dataflow::ctx::Ctx;
 use crate::metrics::{self, Batch, OperatorMetrics, Stats};
 
+/// Keeps the records that are errors.
 pub trait DetectErrors<'s> {
+    /// Turns each error record into an `ErrorEvent` (with its line key, when it is mined) and
+    /// drops the rest, counting both.
     fn detect_errors(self, ctx: &Ctx) -> StreamVec<'s, Epoch, ErrorEvent>;
 }
 

@@ -118,7 +118,11 @@ fn count_keys<'s>(
 /// Incident updates, and the checkpoint stream (no data; see the module docs).
 pub type Tracked<'s> = (StreamVec<'s, Epoch, Incident>, StreamVec<'s, Epoch, ()>);
 
+/// Folds clustered events into de-duplicated incidents.
 pub trait TrackIncidents<'s> {
+    /// Counts events per incident and window, and emits each incident's update at the end of
+    /// the epoch it changed in; `clock` drives windows and resolution. Returns the updates and
+    /// the checkpoint stream.
     fn track_incidents(
         self,
         clock: StreamVec<'s, Epoch, ClockTick>,

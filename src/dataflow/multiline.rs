@@ -20,7 +20,10 @@ use crate::metrics::{Batch, OperatorMetrics};
 use crate::multiline::Joiner;
 use crate::source::SourceItem;
 
+/// Joins stack-trace lines to the record they belong to.
 pub trait JoinMultiline<'s> {
+    /// Runs one `Joiner` per input on the worker that reads it; `heads` receives the offsets of
+    /// records still open, so the Kafka source commits nothing inside one.
     fn join_multiline(self, ctx: &Ctx, heads: SharedHeads) -> StreamVec<'s, Epoch, RawLine>;
 }
 

@@ -33,7 +33,9 @@ pub type Parsed<'s> = (
     StreamVec<'s, Epoch, ClockTick>,
 );
 
+/// Parses records: structured records, dead letters, and the job clock.
 pub trait ParseRecords<'s> {
+    /// Parses each chunk on the worker it was dealt to; `backlog` is told what was parsed.
     fn parse_records(self, ctx: &Ctx, backlog: Backlog) -> Parsed<'s>;
 }
 

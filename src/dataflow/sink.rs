@@ -143,8 +143,10 @@ struct DeadLine<'a> {
     preview: &'a str,
 }
 
+/// The incidents output.
 pub trait WriteIncidents<'s> {
-    /// Writes the incidents; the returned stream passes an epoch once it is on disk.
+    /// Writes the incidents on worker 0 and hands them to the model stage (`model`), when it
+    /// runs; the returned stream passes an epoch once it is on disk.
     fn write_incidents(self, ctx: &Ctx, model: Option<Handoff>) -> StreamVec<'s, Epoch, ()>;
 }
 
@@ -176,6 +178,7 @@ impl<'s> WriteIncidents<'s> for StreamVec<'s, Epoch, Incident> {
     }
 }
 
+/// The dead-letter output.
 pub trait WriteDeadLetters<'s> {
     /// Writes the dead letters; the returned stream passes an epoch once it is on disk.
     fn write_dead_letters(self, ctx: &Ctx) -> StreamVec<'s, Epoch, ()>;

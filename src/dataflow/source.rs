@@ -135,7 +135,7 @@ fn due(pacer: &Pacer, line: &Line, default_year: i32) -> bool {
         return true;
     }
     let text = String::from_utf8_lossy(&line.bytes[..line.bytes.len().min(64)]);
-    match crate::core::time::parse_prefix(text.trim_start(), default_year) {
+    match crate::core::timestamp::parse_prefix(text.trim_start(), default_year) {
         Some((ts, _)) => pacer.due(ts),
         None => true,
     }

@@ -1,4 +1,4 @@
-//! Detect stage (the seed's log processor): `LogRecord` → `ErrorEvent` for the records that are
+//! Detect stage: `LogRecord` → `ErrorEvent` for the records that are
 //! errors; the rest are counted and dropped here by design (they are not errors).
 //!
 //! A record is an error when any of these holds, and its severity is the highest that applies:

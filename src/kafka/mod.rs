@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 /// The environment variable that overrides the spec's brokers.
 pub const BROKERS_ENV: &str = "HEPHAESTUS_KAFKA_BROKERS";
 
-/// `[kafka]`: the cluster and the seed's topics.
+/// `[kafka]`: the cluster and the topics the job reads and writes.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct KafkaConfig {

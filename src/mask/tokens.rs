@@ -8,8 +8,8 @@
 //! `H + (h' − h_q) · P^q`.
 
 use super::{Sink, WILDCARD, is_unit};
+use crate::core::hash::LineKey;
 use crate::core::hash::stable_hash;
-use crate::core::record::LineKey;
 
 /// 128-bit multiply, folded: the mixing step of wyhash.
 fn mum(a: u64, b: u64) -> u64 {

@@ -179,7 +179,7 @@ pub fn deploy(stage: &'static str, since_incident_seconds: Option<f64>) {
     }
 }
 
-/// A fix was rolled back; and the share of decided fixes that held (the seed's fix accuracy).
+/// A fix was rolled back; and the share of decided fixes that held (fix accuracy).
 pub fn rollback() {
     counter!(names::ROLLBACKS).increment(1);
 }

@@ -1,4 +1,4 @@
-//! The composer: the seed's state machine from an incident to a validated fix.
+//! The composer: the state machine from an incident to a validated fix.
 //!
 //! In: an incident, the automation level admission allowed, a backend (with `builtin` as the
 //! fallback when it fails). Out: `Worked`: one `FixAttempt` record per attempt (every step with
@@ -7,8 +7,6 @@
 //! IntegrationTests → ValidationPhase → Deployment, or back to ErrorAnalysis with the
 //! validator's feedback, at most `max_attempts` times. State: the per-incident tally against
 //! the budget.
-
-use serde::{Deserialize, Serialize};
 
 use super::Budget;
 use super::admission::Level;
@@ -20,69 +18,8 @@ use super::validator::{self, Project, Validation};
 use crate::core::record::Incident;
 use crate::trace::fault::Fault;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub enum State {
-    ErrorAnalysis,
-    SyntaxAnalysis,
-    LogicAnalysis,
-    SyntaxFix,
-    LogicFix,
-    UnitTests,
-    IntegrationTests,
-    ValidationPhase,
-    Deployment,
-    Report,
-}
-
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct StepRecord {
-    pub state: State,
-    pub role: Option<Role>,
-    pub backend: String,
-    pub seconds: f64,
-    pub usage: Usage,
-    pub note: String,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Outcome {
-    /// The fix passed every validation step.
-    Validated,
-    /// Validation failed (for an attempt), or every attempt failed (for the incident).
-    Rejected,
-    /// Classified and reported; no patch (the level, the error kind, or no fix).
-    AnalysisOnly,
-    /// A per-incident cap was reached.
-    BudgetExhausted,
-}
-
-/// One attempt, as written to the fix-attempt records (and the fixes topic).
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct FixAttempt {
-    pub fingerprint: String,
-    pub title: String,
-    pub attempt: u32,
-    pub level: Level,
-    pub outcome: Outcome,
-    pub analysis: Option<Analysis>,
-    pub fix: Option<FixProposal>,
-    /// The diff the stage built from the fix's edits.
-    pub diff: Option<String>,
-    pub tests: Option<TestProposal>,
-    pub validation: Option<Validation>,
-    /// Why this attempt did not validate (fed to the next one).
-    pub feedback: String,
-    pub usage: Usage,
-    pub steps: Vec<StepRecord>,
-}
-
-pub struct Worked {
-    pub attempts: Vec<FixAttempt>,
-    pub outcome: Outcome,
-    pub report: String,
-    pub usage: Usage,
-}
+use super::attempt::attempts_section;
+pub use super::attempt::{FixAttempt, Outcome, State, StepRecord, Worked};
 
 pub struct Composer<'a> {
     pub backend: &'a dyn Backend,
@@ -427,40 +364,4 @@ impl Composer<'_> {
         }
         Ok(Outcome::Validated)
     }
-}
-
-/// The report's record of the attempts, written by the stage (not by a model): what was tried
-/// and what the validator said.
-fn attempts_section(attempts: &[FixAttempt], outcome: Outcome) -> String {
-    let mut md = format!(
-        "\n## Attempts\n\nOutcome: **{outcome:?}** after {} attempt(s).\n",
-        attempts.len()
-    );
-    for a in attempts {
-        md.push_str(&format!(
-            "\n### Attempt {} ({:?}, level {:?})\n\n",
-            a.attempt, a.outcome, a.level
-        ));
-        if let Some(v) = &a.validation {
-            for s in &v.steps {
-                md.push_str(&format!(
-                    "- {} {} ({:.1} s)\n",
-                    if s.ok { "✔" } else { "✘" },
-                    s.name,
-                    s.seconds
-                ));
-            }
-        }
-        if !a.feedback.is_empty() {
-            md.push_str(&format!("\n```text\n{}\n```\n", a.feedback.trim_end()));
-        }
-        let u = &a.usage;
-        if u.prompt_tokens + u.completion_tokens > 0 {
-            md.push_str(&format!(
-                "\nTokens: {} prompt, {} completion; ${:.4}.\n",
-                u.prompt_tokens, u.completion_tokens, u.cost_usd
-            ));
-        }
-    }
-    md
 }

@@ -1,13 +1,15 @@
-//! The model-worker stage: de-duplicated incidents in, validated fixes out (DESIGN.md).
+//! The model-worker stage: de-duplicated incidents in, validated fixes out.
 //!
 //! In: incidents handed over by the dataflow (`stage.rs`: a bounded channel, never blocking a
 //! worker). Out: one fix-attempt record per attempt (JSON lines) and a Markdown report per
 //! incident. Inside: `admission.rs` decides what is worked on and how far; `composer.rs` runs the
-//! seed's state machine over the model pool (`protocol.rs`; backends `builtin/`, `openai.rs`,
+//! state machine over the model pool (`protocol.rs`; backends `builtin/`, `openai.rs`,
 //! `command.rs`); `validator.rs` proves fixes on worktrees in the `sandbox.rs`. This file: the
 //! `[model]` section of a spec. State: none here.
 
 pub mod admission;
+pub mod attempt;
+pub mod backends;
 pub mod builtin;
 pub mod command;
 pub mod composer;

@@ -13,12 +13,13 @@ use std::sync::{Arc, Mutex};
 use serde::Serialize;
 use tokio::sync::Semaphore;
 
+use super::ModelConfig;
 use super::admission::{Admission, Candidate, Decision, Gate, Level};
+pub use super::backends::{StageError, backend, fixes_topic};
 use super::composer::{Composer, Outcome, State as ComposerState, StepRecord, Worked};
 use super::fixes::FixesTopic;
 use super::protocol::Backend;
 use super::queue::Handoff;
-use super::{BackendKind, ModelConfig, builtin, command};
 use crate::core::record::{Incident, State};
 use crate::model::deploy::DeployConfig;
 use crate::model::deploy::manager::Manager;
@@ -40,46 +41,6 @@ pub struct StageSummary {
     pub cost_usd: f64,
     /// Records or reports that could not be written; the job fails with them.
     pub errors: Vec<String>,
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum StageError {
-    #[error("model stage: {0}")]
-    Config(String),
-    #[error("model stage: {0}")]
-    Io(#[from] std::io::Error),
-}
-
-/// Picks the configured backend.
-pub fn backend(config: &ModelConfig) -> Result<Arc<dyn Backend>, StageError> {
-    Ok(match config.backend {
-        BackendKind::Builtin => Arc::new(builtin::Builtin),
-        BackendKind::Command => {
-            if config.command.program.is_empty() {
-                return Err(StageError::Config(
-                    "backend = \"command\" needs [model.command] program".into(),
-                ));
-            }
-            Arc::new(command::CommandBackend {
-                config: config.command.clone(),
-                dir: config.repository.path.clone(),
-            })
-        }
-        BackendKind::Openai => Arc::new(
-            super::openai::OpenAi::new(&config.openai)
-                .map_err(|e| StageError::Config(e.to_string()))?,
-        ),
-    })
-}
-
-/// The fixes topic, when `kafka.produce.fixes` asks for it.
-pub fn fixes_topic(
-    kafka: Option<&crate::kafka::KafkaConfig>,
-) -> Result<Option<FixesTopic>, StageError> {
-    match kafka.filter(|k| k.produce.fixes) {
-        Some(k) => FixesTopic::new(k).map(Some).map_err(StageError::Config),
-        None => Ok(None),
-    }
 }
 
 /// Where attempt records and reports go.

@@ -6,7 +6,7 @@
 //! user agent as fields; `None` when the line is not an access log. No state.
 
 use crate::core::record::{Format, Level, LogRecord, Text};
-use crate::core::time;
+use crate::core::timestamp;
 
 /// Cheap pre-check: three space-separated tokens then ` [dd/`.
 pub(crate) fn looks_like(line: &str) -> bool {
@@ -37,7 +37,7 @@ pub(crate) fn parse(line: &str, rec: &mut LogRecord, year: i32) -> Option<()> {
     let (client, ident, user, rest) = (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
     let rest = rest.strip_prefix('[')?;
     let close = rest.find(']')?;
-    let ts = time::parse_field(&rest[..close], year)?;
+    let ts = timestamp::parse_field(&rest[..close], year)?;
     let rest = rest[close + 1..].strip_prefix(' ')?;
     let (request, rest) = quoted(rest)?;
     let mut tail = rest.trim_start().splitn(3, ' ');

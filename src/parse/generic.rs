@@ -7,7 +7,7 @@
 //! the message and a level word among the first tokens sets the level. No state.
 
 use crate::core::record::{Format, Level, LogRecord};
-use crate::core::time;
+use crate::core::timestamp;
 
 /// Looks at most this many header tokens after the timestamp before the message starts.
 const MAX_HEADER_TOKENS: usize = 5;
@@ -15,7 +15,7 @@ const MAX_HEADER_TOKENS: usize = 5;
 pub(crate) fn parse(line: &str, rec: &mut LogRecord, year: i32) -> Option<()> {
     let bracketed = line.starts_with('[');
     let body = if bracketed { &line[1..] } else { line };
-    let (ts, n) = time::parse_prefix(body, year)?;
+    let (ts, n) = timestamp::parse_prefix(body, year)?;
     let mut rest = &body[n..];
     let mut in_bracket = bracketed;
     if in_bracket && let Some(after) = rest.strip_prefix(']') {

@@ -14,7 +14,7 @@ use regex::Regex;
 use super::Reject;
 use super::header_scan::Scanner;
 use crate::core::record::{DeadReason, Format, Level, LogRecord};
-use crate::core::time;
+use crate::core::timestamp;
 
 #[derive(Debug, Clone)]
 pub struct HeaderFormat {
@@ -172,12 +172,12 @@ impl HeaderFormat {
             } else {
                 joined.as_str()
             };
-            rec.ts = time::parse_field(whole, year).or_else(|| {
+            rec.ts = timestamp::parse_field(whole, year).or_else(|| {
                 // One of the parts alone, the last first.
                 let parts = self.roles.iter().zip(spans.iter()).rev();
                 parts
                     .filter(|(r, _)| **r == Role::Time)
-                    .find_map(|(_, &(a, b))| time::parse_field(&line[a..b], year))
+                    .find_map(|(_, &(a, b))| timestamp::parse_field(&line[a..b], year))
             });
             rec.format = Format::Header;
             Ok(())
@@ -222,7 +222,7 @@ mod tests {
         assert_eq!(rec.service.as_deref(), Some("dfs.DataNode$PacketResponder"));
         assert_eq!(rec.message, "PacketResponder 1 terminating");
         assert_eq!(
-            rec.ts.map(time::format_rfc3339).as_deref(),
+            rec.ts.map(crate::core::time::format_rfc3339).as_deref(),
             Some("2008-11-09T20:36:15.000Z")
         );
         assert_eq!(rec.fields, vec![("Pid".into(), "148".into())]);
@@ -239,7 +239,7 @@ mod tests {
         .expect("matches");
         assert_eq!(rec.message, "check pass; user unknown");
         assert_eq!(
-            rec.ts.map(time::format_rfc3339).as_deref(),
+            rec.ts.map(crate::core::time::format_rfc3339).as_deref(),
             Some("2005-06-14T15:16:01.000Z")
         );
     }

@@ -9,7 +9,7 @@ use serde_json::{Map, Value};
 
 use super::Reject;
 use crate::core::record::{DeadReason, Format, Level, LogRecord};
-use crate::core::time;
+use crate::core::timestamp;
 
 const TS: &[&str] = &[
     "@timestamp",
@@ -79,8 +79,10 @@ pub(crate) fn parse(line: &str, rec: &mut LogRecord, year: i32) -> Result<(), Re
         })
     };
     rec.ts = take(TS).and_then(|v| match v {
-        Value::String(s) => time::parse_field(s, year),
-        Value::Number(n) => n.as_f64().and_then(|f| time::parse_epoch(&f.to_string())),
+        Value::String(s) => timestamp::parse_field(s, year),
+        Value::Number(n) => n
+            .as_f64()
+            .and_then(|f| timestamp::parse_epoch(&f.to_string())),
         _ => None,
     });
     rec.level = take(LEVEL).map_or(Level::Unknown, json_level);

@@ -6,7 +6,7 @@
 
 use super::Reject;
 use crate::core::record::{Format, Level, LogRecord};
-use crate::core::time;
+use crate::core::timestamp;
 
 /// At least two `key=` pairs among the first tokens, and the first token is one.
 pub(crate) fn looks_like(line: &str) -> bool {
@@ -91,7 +91,7 @@ pub(crate) fn parse(line: &str, rec: &mut LogRecord, year: i32) -> Result<(), Re
     for (k, v) in pairs(line) {
         match k.as_str() {
             "ts" | "time" | "timestamp" | "t" | "@timestamp" if rec.ts.is_none() => {
-                rec.ts = time::parse_field(&v, year);
+                rec.ts = timestamp::parse_field(&v, year);
                 if rec.ts.is_none() {
                     rec.fields.push((k.into(), v.into()));
                 }

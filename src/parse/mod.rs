@@ -1,4 +1,4 @@
-//! Parse stage (the seed's log collector): `RawLine` → `LogRecord`, bad input → `DeadLetter`.
+//! Parse stage: `RawLine` → `LogRecord`, bad input → `DeadLetter`.
 //!
 //! In: raw records (one head line plus joined stack-trace lines). Out: a `LogRecord` with
 //! timestamp, level, service, host, message, fields and trace; or a dead letter with a reason

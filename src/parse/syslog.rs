@@ -5,7 +5,7 @@
 //! and structured-data parameters as fields; `None` when the line is not syslog. No state.
 
 use crate::core::record::{Format, Level, LogRecord, Text};
-use crate::core::time;
+use crate::core::timestamp;
 
 /// `<PRI>` → (severity level, rest).
 fn pri(line: &str) -> Option<(Level, &str)> {
@@ -41,7 +41,7 @@ fn rfc5424(body: &str, level: Level, rec: &mut LogRecord, year: i32) -> Option<(
     rec.ts = if ts == "-" {
         None
     } else {
-        Some(time::parse_field(ts, year)?)
+        Some(timestamp::parse_field(ts, year)?)
     };
     rec.host = nil(host);
     rec.service = nil(app);
@@ -89,7 +89,7 @@ fn structured_data<'a>(mut s: &'a str, fields: &mut Vec<(Text, Text)>) -> Option
 }
 
 fn rfc3164(rest: &str, level: Option<Level>, rec: &mut LogRecord, year: i32) -> Option<()> {
-    let (ts, n) = time::parse_prefix(rest, year)?;
+    let (ts, n) = timestamp::parse_prefix(rest, year)?;
     // Without `<PRI>`, only the shapes syslog daemons write: BSD `Mmm dd hh:mm:ss` and rsyslog's
     // RFC 3339 `2024-03-01T12:00:00+00:00`. Anything else is left to the generic parser.
     if level.is_none()

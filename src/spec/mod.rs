@@ -4,8 +4,10 @@
 //! `plan.rs` turns it into a validated `Plan` before any dataflow is built. No state.
 
 mod plan;
+mod topology;
 
-pub use plan::{Cluster, Overrides, Plan, Sink, read_hostfile};
+pub use plan::{Overrides, Plan, Sink};
+pub use topology::{Cluster, read_hostfile};
 
 use std::path::Path;
 
@@ -93,8 +95,8 @@ impl Default for JobConfig {
         JobConfig {
             name: "hephaestus".into(),
             workers: 1,
-            // Small epochs, few in flight: what is in flight stays in cache (measured on BGL,
-            // 1 worker: 16384 x 16 gave 0.42 M lines/s, 4096 x 2 gave 0.83 M).
+            // Small epochs, few in flight: what is in flight stays in cache (BENCHMARKS.md,
+            // "Design choices").
             batch_lines: 4096,
             max_inflight_epochs: None,
             tick: Duration(100),

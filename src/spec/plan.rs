@@ -9,6 +9,7 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
+use super::topology::Cluster;
 use super::{Spec, SpecError};
 use crate::cluster::ClusterConfig;
 use crate::core::epoch::KAFKA_SOURCE_BASE;
@@ -17,25 +18,6 @@ use crate::incident::IncidentConfig;
 use crate::multiline::MultilineConfig;
 use crate::parse::{FormatChoice, Parser};
 use crate::source::{InputKind, InputPlan, SourceConfig, expand};
-
-/// The timely processes of a job.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Cluster {
-    pub processes: usize,
-    pub process: usize,
-    /// `host:port` of every process, in process order (empty for one process).
-    pub hosts: Vec<String>,
-}
-
-impl Default for Cluster {
-    fn default() -> Self {
-        Cluster {
-            processes: 1,
-            process: 0,
-            hosts: Vec::new(),
-        }
-    }
-}
 
 /// Command-line settings that win over the spec.
 #[derive(Clone, Debug, Default)]
@@ -401,16 +383,4 @@ impl Plan {
     pub fn peers(&self) -> usize {
         self.workers * self.cluster.processes
     }
-}
-
-/// Reads a timely hostfile: one `host:port` per line; blank lines and `#` comments are skipped.
-pub fn read_hostfile(path: &Path) -> Result<Vec<String>, String> {
-    let text =
-        std::fs::read_to_string(path).map_err(|e| format!("hostfile {}: {e}", path.display()))?;
-    Ok(text
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty() && !l.starts_with('#'))
-        .map(str::to_string)
-        .collect())
 }

@@ -9,7 +9,7 @@
 
 use super::input::Chunk;
 use crate::cluster::miner::{Miner, Slot};
-use crate::core::record::LineKey;
+use crate::core::hash::LineKey;
 use crate::mask::tokens::{KeySink, Powers};
 use crate::mask::{Masker, mask_into};
 use crate::parse::HeaderFormat;

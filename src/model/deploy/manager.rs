@@ -47,7 +47,7 @@ fn notice(event: &str, fix: &FixRecord, text: String) -> Notice {
 }
 
 /// The fix after a move, with the one notice that says so.
-fn moved(event: &str, fix: FixRecord, what: &str) -> Moved {
+pub(super) fn moved(event: &str, fix: FixRecord, what: &str) -> Moved {
     let text = format!(
         "fix {} for incident {} ({}) {what}",
         fix.id, fix.fingerprint, fix.title
@@ -58,11 +58,11 @@ fn moved(event: &str, fix: FixRecord, what: &str) -> Moved {
     }
 }
 
-fn note(fix: &mut FixRecord, what: String) {
+pub(super) fn note(fix: &mut FixRecord, what: String) {
     fix.history.push(Event { at: now_ms(), what });
 }
 
-fn state(fix: &FixRecord, what: &'static str) -> DeployError {
+pub(super) fn state(fix: &FixRecord, what: &'static str) -> DeployError {
     DeployError::State {
         id: fix.id.clone(),
         status: fix.status.as_str(),
@@ -71,13 +71,13 @@ fn state(fix: &FixRecord, what: &'static str) -> DeployError {
 }
 
 /// Fix `id` in the book, to change.
-fn fix_mut<'b>(book: &'b mut Book, id: &str) -> Result<&'b mut FixRecord, DeployError> {
+pub(super) fn fix_mut<'b>(book: &'b mut Book, id: &str) -> Result<&'b mut FixRecord, DeployError> {
     book.fix_mut(id)
         .ok_or_else(|| DeployError::NoFix(id.into()))
 }
 
 /// Fix `id`, if it is in one of the `allowed` states (else `what` says why not).
-fn fix_in(
+pub(super) fn fix_in(
     book: &Book,
     id: &str,
     allowed: &[Status],
@@ -365,99 +365,7 @@ impl Manager {
         Ok(moved("deployed", fix, &what))
     }
 
-    /// Turns a staged fix down.
-    pub fn reject(&self, id: &str, why: &str) -> Result<Moved, DeployError> {
-        let fix = self
-            .store
-            .update(|book: &mut Book| -> Result<FixRecord, DeployError> {
-                let rec = fix_mut(book, id)?;
-                if rec.status != Status::AwaitingApproval {
-                    return Err(state(
-                        rec,
-                        "only a staged fix awaiting approval can be rejected",
-                    ));
-                }
-                rec.status = Status::Rejected;
-                note(rec, format!("rejected: {why}"));
-                Ok(rec.clone())
-            })??;
-        Ok(Moved {
-            fix,
-            notices: Vec::new(),
-        })
-    }
-
-    /// Takes a deployed fix out of production: a new release without it.
-    pub fn rollback(&self, id: &str, why: &str) -> Result<Moved, DeployError> {
-        let fix = self
-            .store
-            .update(|book: &mut Book| -> Result<FixRecord, DeployError> {
-                let release = book.next_release_id();
-                let rec = fix_in(
-                    book,
-                    id,
-                    &[Status::Production, Status::Successful],
-                    "only a deployed fix can be rolled back",
-                )?;
-                let shipped = rec.shipped_commit();
-                let commit = if self.config.rollback_command.is_empty() {
-                    let message = format!("hephaestus: roll back {id} ({})\n\n{why}", rec.title);
-                    self.git
-                        .revert(&self.config.production_branch, &shipped, &message)
-                        .map_err(DeployError::Git)?
-                } else {
-                    self.release_command(
-                        "rollback",
-                        &self.config.rollback_command,
-                        &release,
-                        id,
-                        &shipped,
-                    )?;
-                    shipped
-                };
-                book.releases.push(Release {
-                    id: release.clone(),
-                    commit,
-                    at: now_ms(),
-                    reason: format!("rollback {id}"),
-                });
-                let rec = fix_mut(book, id)?;
-                rec.status = Status::RolledBack;
-                rec.rollback = Some(why.to_string());
-                note(rec, format!("rolled back in release {release}: {why}"));
-                crate::metrics::rollback();
-                Ok(rec.clone())
-            })??;
-        self.accuracy();
-        let text = format!("rolled back: {why}");
-        Ok(moved("rolled_back", fix, &text))
-    }
-
-    /// The watch window passed without a recurrence.
-    pub fn succeed(&self, id: &str) -> Result<Moved, DeployError> {
-        let fix = self
-            .store
-            .update(|book: &mut Book| -> Result<FixRecord, DeployError> {
-                let rec = fix_mut(book, id)?;
-                if rec.status != Status::Production {
-                    return Err(state(rec, "only a fix in production can succeed"));
-                }
-                rec.status = Status::Successful;
-                note(
-                    rec,
-                    "no recurrence during the watch window: successful".into(),
-                );
-                Ok(rec.clone())
-            })??;
-        self.accuracy();
-        Ok(moved(
-            "fix_successful",
-            fix,
-            "held through the watch window: successful",
-        ))
-    }
-
-    fn accuracy(&self) {
+    pub(super) fn accuracy(&self) {
         if let Ok(book) = self.store.load() {
             let n = |s: Status| book.fixes.iter().filter(|f| f.status == s).count() as u64;
             crate::metrics::fix_accuracy(n(Status::Successful), n(Status::RolledBack));
@@ -469,3 +377,6 @@ impl Manager {
         self.git.repo.clone()
     }
 }
+
+#[path = "manager_back.rs"]
+mod back;

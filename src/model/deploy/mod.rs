@@ -1,5 +1,5 @@
 //! The deployment loop: a validated fix goes to staging, then production, and is rolled back
-//! when its incident comes back from a release that carries it (DESIGN.md, "deployment").
+//! when its incident comes back from a release that carries it.
 //!
 //! In: validated fix attempts from the model stage, incident updates (with their events per
 //! release), and operators' decisions (`hephaestus fixes`). Out: commits and branch moves in the

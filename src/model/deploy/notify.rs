@@ -1,4 +1,4 @@
-//! Notifications of the loop (the seed's notification system): incident opened, fix proposed,
+//! Notifications of the loop: incident opened, fix proposed,
 //! deployed, rolled back, successful.
 //!
 //! In: a `Notice`. Out: a webhook POST with the notice as JSON (its `text` field is what Slack's

@@ -130,7 +130,7 @@ impl DeployLoop {
     /// Looks at an incident update before admission: rolls back a fix it proves failed, marks
     /// fixes whose window has passed successful, and says what the stage should do.
     pub async fn watch(&self, incident: &Incident) -> Next {
-        let at = crate::core::time::parse_field(&incident.at, 1970).unwrap_or(Millis::MIN);
+        let at = crate::core::timestamp::parse_field(&incident.at, 1970).unwrap_or(Millis::MIN);
         let clock = match self.clock.lock() {
             Ok(mut c) => {
                 *c = (*c).max(at);

@@ -40,7 +40,8 @@ pub fn judge(
     if let Some(i) = incident {
         if i.releases.is_empty() {
             // Logs without a release: any event after the deploy is a recurrence.
-            let last = crate::core::time::parse_field(&i.last_seen, 1970).unwrap_or(Millis::MIN);
+            let last =
+                crate::core::timestamp::parse_field(&i.last_seen, 1970).unwrap_or(Millis::MIN);
             if i.count > fix.count_at_deploy && last > deployed_at {
                 return Verdict::Recurred {
                     release: "unknown".into(),

@@ -1,0 +1,191 @@
+//! The miner's slots: creating a cluster, its signature, eviction of the least recently used,
+//! and the templates as saved between runs (`export`/`import`).
+//!
+//! In: new clusters and saved templates. Out: slots, saved templates, the live templates.
+//! State: the node arena and its free list, kept in the `Miner`.
+
+use super::*;
+
+impl Miner {
+    pub(super) fn create(
+        &mut self,
+        fam: u32,
+        part: u64,
+        tokens: &[String],
+        toks: Vec<Tok>,
+    ) -> Slot {
+        let id = crate::core::hash::stable_hash(
+            format!("{:016x}\u{1}{}", part, tokens.join(" ")).as_bytes(),
+        );
+        let slot = self.alloc(fam, id, tokens, toks, 0);
+        let sig = self.signature(slot);
+        match self.sigs.get(&(part, sig)).copied() {
+            Some(other) => {
+                let root = self.find(other);
+                self.union(root, &[slot]);
+            }
+            None => {
+                self.sigs.insert((part, sig), slot);
+                self.node_mut(slot).regs.push(Reg::Sig(part, sig));
+                self.discover(fam, slot, true);
+            }
+        }
+        slot
+    }
+
+    /// A new live node, indexed.
+    pub(super) fn alloc(
+        &mut self,
+        fam: u32,
+        id: TemplateId,
+        tokens: &[String],
+        toks: Vec<Tok>,
+        size: u64,
+    ) -> Slot {
+        let text: Vec<Box<str>> = tokens.iter().map(|t| t.as_str().into()).collect();
+        self.seq += 1;
+        let node = Node {
+            id,
+            seq: self.seq,
+            family: fam,
+            joined: text.join(" ").into(),
+            text,
+            toks,
+            size,
+            last_used: self.tick,
+            regs: Vec::new(),
+            merged: Vec::new(),
+        };
+        let slot = match self.free.pop() {
+            Some(s) => {
+                self.nodes[s as usize] = Some(node);
+                self.parent[s as usize] = s;
+                s
+            }
+            None => {
+                self.nodes.push(Some(node));
+                self.parent.push(self.nodes.len() as Slot - 1);
+                self.nodes.len() as Slot - 1
+            }
+        };
+        self.live += 1;
+        self.register(fam, slot);
+        slot
+    }
+
+    /// Hash of a node's constant words: clusters equal on it differ only in variables.
+    pub(super) fn signature(&mut self, slot: Slot) -> u64 {
+        let kept: Vec<u64> = self
+            .node(slot)
+            .toks
+            .iter()
+            .filter(|t| !t.var_only)
+            .map(|t| t.hash)
+            .collect();
+        let pow = self.pow.get(kept.len()).to_vec();
+        crate::mask::tokens::seq_hash(kept.into_iter(), &pow)
+    }
+
+    /// The live templates, to save between runs.
+    pub fn export(&self) -> Vec<SavedTemplate> {
+        let mut out: Vec<SavedTemplate> = (0..self.nodes.len())
+            .filter(|&s| self.parent[s] == s as Slot)
+            .filter_map(|s| self.nodes[s].as_ref())
+            .map(|n| SavedTemplate {
+                id: format!("{:016x}", n.id),
+                partition: format!("{:016x}", self.families[n.family as usize].partition),
+                tokens: n.text.iter().map(|t| t.to_string()).collect(),
+                size: n.size,
+            })
+            .collect();
+        out.sort_by(|a, b| a.id.cmp(&b.id));
+        out
+    }
+
+    /// Restores a saved template (keeping its id); false when it is malformed. The caller
+    /// imports each id once.
+    pub fn import(&mut self, saved: &SavedTemplate) -> bool {
+        let (Ok(id), Ok(partition)) = (
+            u64::from_str_radix(&saved.id, 16),
+            u64::from_str_radix(&saved.partition, 16),
+        ) else {
+            return false;
+        };
+        if saved.tokens.is_empty() {
+            return false;
+        }
+        let toks: Vec<Tok> = saved.tokens.iter().map(|t| Tok::of(t.as_bytes())).collect();
+        let partition = if self.whole { 0 } else { partition };
+        let fam = self.family(partition, toks.len() as u32);
+        let slot = self.alloc(fam, id, &saved.tokens, toks, saved.size);
+        let sig = self.signature(slot);
+        self.sigs.entry((partition, sig)).or_insert(slot);
+        self.node_mut(slot).regs.push(Reg::Sig(partition, sig));
+        true
+    }
+
+    /// Evicts the least recently used eighth of the live templates, with everything merged into
+    /// them and every key that refers to them. The memo is a cache and is simply cleared.
+    pub(super) fn evict(&mut self) {
+        let mut roots: Vec<(u64, u64, Slot)> = (0..self.nodes.len() as Slot)
+            .filter(|&s| self.nodes[s as usize].is_some() && self.parent[s as usize] == s)
+            .map(|s| (self.node(s).last_used, self.node(s).seq, s))
+            .collect();
+        let n = (self.max_templates / 8).max(1).min(roots.len());
+        roots.select_nth_unstable(n - 1);
+        for &(_, _, root) in &roots[..n] {
+            let mut gone = vec![root];
+            gone.extend(self.node(root).merged.clone());
+            for s in gone {
+                self.drop_node(s);
+            }
+            self.live -= 1;
+        }
+        self.memo.clear();
+        self.evicted += n as u64;
+    }
+
+    pub(super) fn drop_node(&mut self, s: Slot) {
+        let Some(node) = self.nodes[s as usize].take() else {
+            return;
+        };
+        for reg in node.regs {
+            match reg {
+                Reg::Index(f, w, h) => {
+                    if self.index.get(&(f, w, h)) == Some(&s) {
+                        self.index.remove(&(f, w, h));
+                    }
+                }
+                Reg::Bucket(f, q, k) => {
+                    if let Some(b) = self.buckets.get_mut(&(f, q, k)) {
+                        b.retain(|&m| m != s);
+                        if b.is_empty() {
+                            self.buckets.remove(&(f, q, k));
+                        }
+                    }
+                }
+                Reg::Sig(p, h) => {
+                    if self.sigs.get(&(p, h)) == Some(&s) {
+                        self.sigs.remove(&(p, h));
+                    }
+                }
+            }
+        }
+        let family = &mut self.families[node.family as usize];
+        family.members.retain(|&m| m != s);
+        let partition = family.partition;
+        self.unpost(partition, s, &node.toks);
+        self.parent[s as usize] = s;
+        self.free.push(s);
+    }
+
+    /// Every live template: (id, template, lines).
+    pub fn templates(&self) -> impl Iterator<Item = (TemplateId, String, u64)> + '_ {
+        self.nodes
+            .iter()
+            .enumerate()
+            .filter(|(s, n)| n.is_some() && self.parent[*s] == *s as Slot)
+            .filter_map(|(_, n)| n.as_ref())
+            .map(|n| (n.id, n.joined.to_string(), n.size))
+    }
+}
