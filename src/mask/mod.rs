@@ -281,9 +281,10 @@ impl Masker {
         let (mut start, mut i, mut slashes) = (0, 0, 0u8);
         let mut st = Stats::EMPTY;
         // The piece after `=` is a value; so is the piece after `:` in a glued list of pairs
-        // (`k:v;k:v`, `a:1,b:2`).
+        // (`k:v;k:v`, `a:1,b:2`; a trailing `,` or `;` makes no list).
         let pairs = memchr::memchr_iter(b':', tok).nth(1).is_some()
-            && memchr::memchr2(b';', b',', tok).is_some();
+            && memchr::memchr2_iter(b';', b',', tok)
+                .any(|i| tok[i + 1..].iter().any(|&c| CLASS[c as usize] & DELIM == 0));
         let mut value = false;
         while i < tok.len() {
             let b = tok[i];
