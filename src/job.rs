@@ -10,6 +10,7 @@ use std::time::Instant;
 
 use serde::Serialize;
 
+use crate::core::cut::Restore;
 use crate::core::shutdown::Shutdown;
 use crate::dataflow::ctx::Ctx;
 use crate::dataflow::deal::Backlog;
@@ -64,16 +65,58 @@ pub enum JobError {
     Failed(Vec<String>),
 }
 
-/// After a clean end every worker has saved its state: files written with another number of
-/// workers are no longer needed.
-fn remove_stale_state(plan: &Plan, errors: &mut Vec<String>) {
+/// What the stateful stages restore: the newest complete cut for a Kafka job with
+/// `job.state_dir`, else each stage's newest state.
+fn find_restore(plan: &Plan) -> Result<Restore, JobError> {
+    let dirs: Vec<&std::path::Path> = [&plan.state_dir, &plan.cluster_cfg.state_dir]
+        .into_iter()
+        .flatten()
+        .map(|d| d.as_path())
+        .collect();
+    let cut_dir = plan
+        .state_dir
+        .as_deref()
+        .filter(|_| plan.kafka_source.is_some());
+    let restore = Restore::find(&dirs, cut_dir)
+        .map_err(|e| JobError::Failed(vec![format!("reading the state directories: {e}")]))?;
+    if let Some((g, cut)) = &restore.cut {
+        eprintln!(
+            "hephaestus: restoring the checkpoint of run {} at epoch {} ({} partition offsets)",
+            g.run,
+            g.epoch,
+            cut.offsets.len()
+        );
+    }
+    Ok(restore)
+}
+
+/// After a clean end every worker has saved its final state: every other generation (older
+/// runs, other worker counts) is no longer needed. With cuts, only once every worker's final cut
+/// is there too.
+fn remove_stale_state(ctx: &Ctx, errors: &mut Vec<String>) {
+    let plan = &ctx.plan;
+    let last = ctx.restore.generation(crate::core::epoch::Epoch::MAX);
+    if let Some(dir) = &ctx.restore.cut_dir
+        && !crate::core::cut::newest_complete(dir).is_ok_and(|g| g == Some(last))
+    {
+        return;
+    }
     let dirs = [&plan.state_dir, &plan.cluster_cfg.state_dir];
     let prefixes = [
         crate::incident::state::PREFIX,
         crate::cluster::state::PREFIX,
     ];
     for dir in dirs.into_iter().flatten() {
-        if let Err(e) = crate::core::checkpoint::remove_stale(dir, &prefixes, plan.peers()) {
+        let removed = crate::core::checkpoint::remove_stale(dir, &prefixes, last).and_then(|n| {
+            let cuts = crate::core::checkpoint::listing(dir, crate::core::cut::PREFIX, ".json")?;
+            for (path, _, _, g) in cuts {
+                if g != last {
+                    std::fs::remove_file(path)?;
+                }
+            }
+            Ok(n)
+        });
+        if let Err(e) = removed {
             errors.push(format!("state dir {}: {e}", dir.display()));
         }
     }
@@ -111,7 +154,13 @@ pub fn run(plan: Plan, shutdown: Shutdown) -> Result<Summary, JobError> {
         backlog: Backlog::new(plan.cluster.process * plan.workers, plan.workers),
         model: stage.as_ref().map(|s| s.handoff()),
     };
-    let ctx = Ctx::new(Arc::new(plan), Arc::new(Stats::default()), shutdown);
+    let restore = find_restore(&plan)?;
+    let ctx = Ctx::new(
+        Arc::new(plan),
+        Arc::new(Stats::default()),
+        shutdown,
+        restore,
+    );
     let started = Instant::now();
     let progress = crate::metrics::progress::Progress::start(ctx.stats.clone());
     let worker_ctx = ctx.clone();
@@ -187,7 +236,7 @@ pub fn run(plan: Plan, shutdown: Shutdown) -> Result<Summary, JobError> {
     };
     let mut errors = ctx.errors();
     if errors.is_empty() {
-        remove_stale_state(&ctx.plan, &mut errors);
+        remove_stale_state(&ctx, &mut errors);
     }
     if errors.is_empty() {
         Ok(summary)

@@ -3,7 +3,7 @@
 //! templates of the partitions it owns, so a restarted job keeps its template ids (and its
 //! incidents their fingerprints) for any number of workers.
 //!
-//! In: a directory. Out: `templates-<worker>-of-<peers>.jsonl` files, one saved template per
+//! In: a directory. Out: `templates-<worker>-of-<peers>.<run>-<epoch>.jsonl` files, one saved template per
 //! line. State: none beyond the files (see `checkpoint` for how they are written and when files
 //! of another worker count go).
 
@@ -12,15 +12,21 @@ use std::io::{BufRead, Write};
 use std::path::Path;
 
 use super::miner::{Miner, SavedTemplate};
-use crate::core::checkpoint;
+use crate::core::checkpoint::{self, Gen, Pick};
 
 pub const PREFIX: &str = "templates-";
 
 /// Loads the saved templates whose partition this worker owns (`partition % peers == worker`,
 /// the exchange's routing); a newer file wins over an older one. Returns how many were loaded.
-pub fn load(miner: &mut Miner, dir: &Path, worker: usize, peers: usize) -> std::io::Result<usize> {
+pub fn load(
+    miner: &mut Miner,
+    dir: &Path,
+    worker: usize,
+    peers: usize,
+    pick: Pick,
+) -> std::io::Result<usize> {
     let mut owned: BTreeMap<String, SavedTemplate> = BTreeMap::new();
-    for path in checkpoint::files(dir, PREFIX)? {
+    for path in checkpoint::files(dir, PREFIX, pick)? {
         let reader = std::io::BufReader::new(std::fs::File::open(&path)?);
         for line in reader.lines() {
             let line = line?;
@@ -40,9 +46,9 @@ pub fn load(miner: &mut Miner, dir: &Path, worker: usize, peers: usize) -> std::
     Ok(owned.values().filter(|t| miner.import(t)).count())
 }
 
-/// Saves this worker's live templates.
-pub fn save(miner: &Miner, dir: &Path, worker: usize, peers: usize) -> std::io::Result<()> {
-    checkpoint::write_atomic(&checkpoint::file(dir, PREFIX, worker, peers), |out| {
+/// Saves generation `g` of this worker's live templates.
+pub fn save(miner: &Miner, dir: &Path, worker: usize, peers: usize, g: Gen) -> std::io::Result<()> {
+    checkpoint::write_atomic(&checkpoint::file(dir, PREFIX, worker, peers, g), |out| {
         for t in miner.export() {
             serde_json::to_writer(&mut *out, &t)?;
             out.write_all(b"\n")?;
@@ -69,12 +75,12 @@ mod tests {
         ];
         let ids: Vec<u64> = lines.iter().map(|l| m.insert(&mask(l)).id).collect();
         let merged = m.insert(&mask("session for alice expired")).id;
-        save(&m, dir.path(), 0, 1).expect("save");
+        save(&m, dir.path(), 0, 1, Gen { run: 1, epoch: 0 }).expect("save");
         // Two workers now: between them they load every template once.
         let mut a = Miner::new(3, 1000);
         let mut b = Miner::new(3, 1000);
-        let n = load(&mut a, dir.path(), 0, 2).expect("load")
-            + load(&mut b, dir.path(), 1, 2).expect("load");
+        let n = load(&mut a, dir.path(), 0, 2, Pick::Newest).expect("load")
+            + load(&mut b, dir.path(), 1, 2, Pick::Newest).expect("load");
         assert_eq!(n, m.len());
         for (line, want) in [
             ("session for zoe expired", merged),

@@ -3,20 +3,25 @@
 //! In: the epochs an operator processes, in order, and its input frontier. Out: the boundary
 //! (a multiple of `every` epochs, the same on every worker) at which to save before going on, so
 //! that a checkpoint tagged `b` holds exactly the effect of every epoch below `b`. A Kafka source
-//! commits an offset only once every worker's checkpoints cover its epoch, so a restart resumes
-//! from a state that matches the committed offsets (up to the window in between, which is
-//! replayed). State: the next boundary due. Pure logic, no timely types.
+//! records a cut (`cut`) only at a boundary every worker's checkpoints and every output have
+//! passed, so a restart loads the state of that cut and resumes at its offsets: nothing is
+//! counted twice. State: the next boundary due. Pure logic, no timely types.
 //!
-//! Files: each stage writes `<prefix><worker>-of-<peers>.jsonl` atomically (write, then rename),
-//! so a crash leaves the previous checkpoint whole. Files written with another number of
-//! workers are read like the others at start and removed only after a run that saved its own
-//! has ended cleanly (`remove_stale`), so changing the worker count never loses state.
+//! Files: each stage writes `<prefix><worker>-of-<peers>.<run>-<epoch>.jsonl` atomically (write,
+//! then rename), one file per generation (`Gen`), so a crash leaves every earlier generation
+//! whole and a restart can load the one that matches the cut it resumes at (`Pick`). A worker
+//! prunes its own generations older than the newest complete cut (see `cut`); files of other
+//! runs and worker counts are read like the others at start and removed only after a run has
+//! ended cleanly (`remove_stale`), so changing the worker count never loses state.
 
 use std::cell::Cell;
+use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::BufWriter;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
+
+use serde::{Deserialize, Serialize};
 
 use crate::core::epoch::Epoch;
 
@@ -76,27 +81,144 @@ impl Schedule {
     }
 }
 
-/// The file a worker saves a stage's state to.
-pub fn file(dir: &Path, prefix: &str, worker: usize, peers: usize) -> PathBuf {
-    dir.join(format!("{prefix}{worker}-of-{peers}.jsonl"))
+/// A saved generation: the run that saved it (a run numbers itself one past every generation
+/// already in the state directories), then the epoch boundary its state covers (every epoch
+/// below it). Ordered by run first, so a restarted run's boundaries, which are wall-clock ticks,
+/// are newer than the previous run's final save at `Epoch::MAX`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Gen {
+    pub run: u64,
+    pub epoch: Epoch,
 }
 
-/// A stage's state files in `dir`, oldest first (a later file wins where two hold the same
-/// item); none when `dir` does not exist.
-pub fn files(dir: &Path, prefix: &str) -> std::io::Result<Vec<PathBuf>> {
-    let mut files: Vec<PathBuf> = match std::fs::read_dir(dir) {
-        Ok(entries) => entries.filter_map(Result::ok).map(|e| e.path()).collect(),
+impl Gen {
+    /// Files written before generations existed (`<prefix><w>-of-<n>.jsonl`).
+    pub const LEGACY: Gen = Gen { run: 0, epoch: 0 };
+
+    /// `<run>-<epoch>`, as in file names.
+    fn parse(s: &str) -> Option<Gen> {
+        let (run, epoch) = s.split_once('-')?;
+        Some(Gen {
+            run: run.parse().ok()?,
+            epoch: epoch.parse().ok()?,
+        })
+    }
+}
+
+/// Which saved generation of each file set (one worker of one worker count) a job loads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pick {
+    /// None: start empty.
+    Nothing,
+    /// The newest of each set (file inputs are read again from the start).
+    Newest,
+    /// The oldest at or after this cut of each set: it holds exactly the effect of every epoch
+    /// below the cut (no data came between the cut and it, or a save would lie between).
+    AtLeast(Gen),
+}
+
+/// A state file's name parsed: (worker, peers, generation).
+fn parse_name(name: &str, prefix: &str, ext: &str) -> Option<(usize, usize, Gen)> {
+    let rest = name.strip_prefix(prefix)?.strip_suffix(ext)?;
+    let (set, generation) = match rest.split_once('.') {
+        Some((set, g)) => (set, Gen::parse(g)?),
+        None => (rest, Gen::LEGACY),
+    };
+    let (w, n) = set.split_once("-of-")?;
+    Some((w.parse().ok()?, n.parse().ok()?, generation))
+}
+
+/// The file a worker saves generation `g` of a stage's state to.
+pub fn file(dir: &Path, prefix: &str, worker: usize, peers: usize, g: Gen) -> PathBuf {
+    dir.join(format!(
+        "{prefix}{worker}-of-{peers}.{}-{}.jsonl",
+        g.run, g.epoch
+    ))
+}
+
+/// Every file of `prefix` in `dir` ending in `ext`, parsed; none when `dir` does not exist.
+pub(crate) fn listing(
+    dir: &Path,
+    prefix: &str,
+    ext: &str,
+) -> std::io::Result<Vec<(PathBuf, usize, usize, Gen)>> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
         Err(e) => return Err(e),
     };
-    files.retain(|p| {
-        p.file_name()
-            .and_then(|n| n.to_str())
-            .is_some_and(|n| n.starts_with(prefix) && n.ends_with(".jsonl"))
-    });
-    let modified = |p: &PathBuf| std::fs::metadata(p).and_then(|m| m.modified()).ok();
-    files.sort_by_cached_key(|p| (modified(p), p.clone()));
-    Ok(files)
+    let mut out = Vec::new();
+    for entry in entries.filter_map(Result::ok) {
+        let name = entry.file_name();
+        if let Some((w, n, g)) = name.to_str().and_then(|n| parse_name(n, prefix, ext)) {
+            out.push((entry.path(), w, n, g));
+        }
+    }
+    Ok(out)
+}
+
+/// The state files of `prefix` a job loads under `pick`, oldest generation first (a later
+/// file wins where two hold the same item).
+pub fn files(dir: &Path, prefix: &str, pick: Pick) -> std::io::Result<Vec<PathBuf>> {
+    let mut chosen: BTreeMap<(usize, usize), (Gen, PathBuf)> = BTreeMap::new();
+    for (path, w, n, g) in listing(dir, prefix, ".jsonl")? {
+        let eligible = match pick {
+            Pick::Nothing => false,
+            Pick::Newest => true,
+            Pick::AtLeast(cut) => g >= cut,
+        };
+        let replace = match chosen.get(&(w, n)) {
+            None => true,
+            Some((old, _)) if pick == Pick::Newest => g > *old,
+            Some((old, _)) => g < *old,
+        };
+        if eligible && replace {
+            chosen.insert((w, n), (g, path));
+        }
+    }
+    let mut files: Vec<(Gen, PathBuf)> = chosen.into_values().collect();
+    files.sort();
+    Ok(files.into_iter().map(|(_, p)| p).collect())
+}
+
+/// Removes this worker's generations of `prefix` older than `keep_from`.
+pub fn prune(
+    dir: &Path,
+    prefix: &str,
+    worker: usize,
+    peers: usize,
+    keep_from: Gen,
+) -> std::io::Result<()> {
+    for (path, w, n, g) in listing(dir, prefix, ".jsonl")? {
+        if (w, n) == (worker, peers) && g < keep_from {
+            std::fs::remove_file(path)?;
+        }
+    }
+    Ok(())
+}
+
+/// The newest generation of any state or cut file in `dir` (`Gen::LEGACY` when none).
+pub fn newest(dir: &Path) -> std::io::Result<Gen> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Gen::LEGACY),
+        Err(e) => return Err(e),
+    };
+    let mut newest = Gen::LEGACY;
+    for entry in entries.filter_map(Result::ok) {
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else { continue };
+        let stem = name
+            .strip_suffix(".jsonl")
+            .or_else(|| name.strip_suffix(".json"));
+        if let Some(g) = stem
+            .and_then(|s| s.rsplit_once('.'))
+            .and_then(|(_, g)| Gen::parse(g))
+        {
+            newest = newest.max(g);
+        }
+    }
+    Ok(newest)
 }
 
 /// Writes `path` through `write`, then renames it into place after an fsync.
@@ -114,19 +236,14 @@ pub fn write_atomic(
     std::fs::rename(&tmp, path)
 }
 
-/// After a clean end: removes the state files of `prefixes` written with another number of
-/// workers (this run saved everything they held under its own). Returns how many went.
-pub fn remove_stale(dir: &Path, prefixes: &[&str], peers: usize) -> std::io::Result<usize> {
-    let suffix = format!("-of-{peers}.jsonl");
+/// After a clean end, once this run has saved `last` on every worker: removes every other
+/// generation of `prefixes` (older runs, other worker counts). Returns how many went.
+pub fn remove_stale(dir: &Path, prefixes: &[&str], last: Gen) -> std::io::Result<usize> {
     let mut removed = 0;
     for prefix in prefixes {
-        for stale in files(dir, prefix)? {
-            if !stale
-                .file_name()
-                .and_then(|n| n.to_str())
-                .is_some_and(|n| n.ends_with(&suffix))
-            {
-                std::fs::remove_file(stale)?;
+        for (path, _, _, g) in listing(dir, prefix, ".jsonl")? {
+            if g != last {
+                std::fs::remove_file(path)?;
                 removed += 1;
             }
         }
@@ -139,26 +256,79 @@ mod tests {
     use super::*;
 
     #[test]
-    fn only_files_of_another_worker_count_are_stale() {
+    fn after_a_clean_end_only_the_final_generation_stays() {
         let dir = tempfile::tempdir().expect("tempdir");
         for name in [
             "incidents-0-of-2.jsonl",
-            "incidents-0-of-4.jsonl",
-            "templates-1-of-2.jsonl",
+            "incidents-0-of-2.1-500.jsonl",
+            "incidents-0-of-4.2-18446744073709551615.jsonl",
+            "incidents-1-of-4.2-600.jsonl",
+            "templates-1-of-4.2-18446744073709551615.jsonl",
             "notes.txt",
         ] {
             std::fs::write(dir.path().join(name), "").expect("write");
         }
+        let last = Gen {
+            run: 2,
+            epoch: Epoch::MAX,
+        };
+        assert_eq!(newest(dir.path()).expect("newest"), last);
         assert_eq!(
-            remove_stale(dir.path(), &["incidents-", "templates-"], 4).expect("remove"),
-            2
+            remove_stale(dir.path(), &["incidents-", "templates-"], last).expect("remove"),
+            3
         );
         let mut left: Vec<String> = std::fs::read_dir(dir.path())
             .expect("read dir")
             .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
             .collect();
         left.sort();
-        assert_eq!(left, ["incidents-0-of-4.jsonl", "notes.txt"]);
+        assert_eq!(
+            left,
+            [
+                "incidents-0-of-4.2-18446744073709551615.jsonl",
+                "notes.txt",
+                "templates-1-of-4.2-18446744073709551615.jsonl"
+            ]
+        );
+    }
+
+    #[test]
+    fn a_restart_at_a_cut_reads_the_oldest_generation_at_or_after_it() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let g = |run, epoch| Gen { run, epoch };
+        for (w, n, at) in [
+            (0, 2, g(1, 10)),
+            (0, 2, g(1, 30)),
+            (0, 2, g(1, 40)),
+            (1, 2, g(1, 40)),
+        ] {
+            std::fs::write(file(dir.path(), "s-", w, n, at), "").expect("write");
+        }
+        let names = |pick| {
+            files(dir.path(), "s-", pick)
+                .expect("files")
+                .iter()
+                .map(|p| p.file_name().expect("name").to_string_lossy().into_owned())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            names(Pick::AtLeast(g(1, 20))),
+            ["s-0-of-2.1-30.jsonl", "s-1-of-2.1-40.jsonl"]
+        );
+        assert_eq!(
+            names(Pick::Newest),
+            ["s-0-of-2.1-40.jsonl", "s-1-of-2.1-40.jsonl"]
+        );
+        assert!(names(Pick::Nothing).is_empty());
+        assert!(
+            names(Pick::AtLeast(g(2, 0))).is_empty(),
+            "a later run saved nothing yet"
+        );
+        prune(dir.path(), "s-", 0, 2, g(1, 30)).expect("prune");
+        assert_eq!(
+            names(Pick::AtLeast(g(1, 0))),
+            ["s-0-of-2.1-30.jsonl", "s-1-of-2.1-40.jsonl"]
+        );
     }
 
     #[test]

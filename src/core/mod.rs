@@ -4,6 +4,7 @@
 //! and the stop signal. Nothing here imports another module of the crate.
 
 pub mod checkpoint;
+pub mod cut;
 pub mod epoch;
 pub mod hash;
 pub mod record;

@@ -16,7 +16,7 @@ use timely::dataflow::operators::vec::Map;
 use timely::dataflow::operators::{Capability, Operator};
 
 use crate::cluster::{Clusterer, exchange_key, state};
-use crate::core::checkpoint::{Schedule, Watermark};
+use crate::core::checkpoint::{self, Schedule, Watermark};
 use crate::core::epoch::Epoch;
 use crate::core::record::{Clustered, ErrorEvent};
 use crate::dataflow::ctx::Ctx;
@@ -43,7 +43,8 @@ impl<'s> ClusterEvents<'s> for StreamVec<'s, Epoch, ErrorEvent> {
             move |_cap, _info| {
                 let mut clusterer = Clusterer::new(&cfg);
                 if let Some(dir) = &cfg.state_dir
-                    && let Err(e) = state::load(clusterer.miner_mut(), dir, worker, peers)
+                    && let Err(e) =
+                        state::load(clusterer.miner_mut(), dir, worker, peers, ctx.restore.pick)
                 {
                     ctx.error(format!("cluster.state_dir {}: {e}", dir.display()));
                 }
@@ -53,7 +54,13 @@ impl<'s> ClusterEvents<'s> for StreamVec<'s, Epoch, ErrorEvent> {
                 let mut schedule = Schedule::new(ctx.plan.checkpoint_epochs);
                 let save = move |clusterer: &Clusterer, at: Epoch| {
                     if let Some(dir) = &cfg.state_dir {
-                        if let Err(e) = state::save(clusterer.miner(), dir, worker, peers) {
+                        let g = ctx.restore.generation(at);
+                        let saved_gen = state::save(clusterer.miner(), dir, worker, peers, g);
+                        let keep = ctx.restore.keep_from(g);
+                        let pruned = saved_gen.and_then(|()| {
+                            checkpoint::prune(dir, state::PREFIX, worker, peers, keep)
+                        });
+                        if let Err(e) = pruned {
                             ctx.error(format!("cluster.state_dir {}: {e}", dir.display()));
                             return;
                         }

@@ -2,11 +2,12 @@
 //! the job's error list.
 //!
 //! In: built once per process by the job. Out: clones handed to each operator. State: the error
-//! list and the fatal flag, shared by every worker of the process.
+//! list and the fatal flag, shared by every worker of the process; what to restore, read-only.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
+use crate::core::cut::Restore;
 use crate::core::shutdown::Shutdown;
 use crate::metrics::Stats;
 use crate::spec::Plan;
@@ -17,17 +18,20 @@ pub struct Ctx {
     pub plan: Arc<Plan>,
     pub stats: Arc<Stats>,
     pub shutdown: Shutdown,
+    /// What the stateful stages and the Kafka source restore (found before any worker starts).
+    pub restore: Arc<Restore>,
     errors: Arc<Mutex<Vec<String>>>,
     /// Set by `fail`: the workers stop stepping at once.
     fatal: Arc<AtomicBool>,
 }
 
 impl Ctx {
-    pub fn new(plan: Arc<Plan>, stats: Arc<Stats>, shutdown: Shutdown) -> Ctx {
+    pub fn new(plan: Arc<Plan>, stats: Arc<Stats>, shutdown: Shutdown, restore: Restore) -> Ctx {
         Ctx {
             plan,
             stats,
             shutdown,
+            restore: Arc::new(restore),
             errors: Arc::default(),
             fatal: Arc::default(),
         }

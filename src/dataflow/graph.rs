@@ -22,6 +22,7 @@ use timely::dataflow::operators::{Concat, Probe};
 use timely::worker::Worker;
 
 use crate::core::checkpoint::Watermark;
+use crate::core::cut::SharedMarks;
 use crate::dataflow::cluster::ClusterEvents;
 use crate::dataflow::ctx::Ctx;
 use crate::dataflow::deal::Backlog;
@@ -63,10 +64,12 @@ pub fn build(worker: &mut Worker, ctx: Ctx, shared: Shared) {
         let probe = ProbeHandle::new();
         let checkpoints = ProbeHandle::new();
         let heads = SharedHeads::default();
+        let marks = SharedMarks::default();
         let mut items = read_inputs(scope, &ctx, probe.clone(), shared.pacer);
         if ctx.plan.kafka_source.is_some() {
             let probes = (probe.clone(), checkpoints.clone());
-            items = items.concat(read_kafka(scope, &ctx, probes, heads.clone()));
+            let kafka = read_kafka(scope, &ctx, probes, heads.clone(), marks.clone());
+            items = items.concat(kafka);
         }
         let raw = items.join_multiline(&ctx, heads);
         let (records, dead, clock) = raw
@@ -103,8 +106,8 @@ pub fn build(worker: &mut Worker, ctx: Ctx, shared: Shared) {
             }
         }
         incidents
-            .write_incidents(&ctx, shared.model)
+            .write_incidents(&ctx, shared.model, marks.clone())
             .probe_with(&probe);
-        dead.write_dead_letters(&ctx).probe_with(&probe);
+        dead.write_dead_letters(&ctx, marks).probe_with(&probe);
     });
 }

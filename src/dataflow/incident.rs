@@ -26,7 +26,7 @@ use timely::dataflow::operators::{
     Capability, Concat, ConnectLoop, Exchange as _, Feedback, InputCapability,
 };
 
-use crate::core::checkpoint::{Schedule, Watermark};
+use crate::core::checkpoint::{self, Schedule, Watermark};
 use crate::core::epoch::{Epoch, FLUSH_EPOCH};
 use crate::core::record::ClockTick;
 use crate::core::record::{Clustered, Incident, State};
@@ -146,7 +146,7 @@ impl<'s> TrackIncidents<'s> for StreamVec<'s, Epoch, Clustered> {
         let mut book = Book::new(cfg.clone());
         let mut seeds = Vec::new();
         if let Some(dir) = &state_dir {
-            match state::load(dir, worker, peers) {
+            match state::load(dir, worker, peers, ctx.restore.pick) {
                 Ok(loaded) => seeds = book.restore(loaded),
                 Err(e) => ctx.error(format!("job.state_dir {}: {e}", dir.display())),
             }
@@ -185,9 +185,14 @@ impl<'s> TrackIncidents<'s> for StreamVec<'s, Epoch, Clustered> {
             let mut schedule = Schedule::new(ctx.plan.checkpoint_epochs);
             let live_tick = ctx.plan.live.then_some(ctx.plan.tick_ms);
             let mut saved_at: Epoch = 0;
-            let save = move |book: &Book| -> bool {
+            let save = move |book: &Book, at: Epoch| -> bool {
                 let Some(dir) = &state_dir else { return false };
-                let saved = state::save(dir, worker, peers, book.clock(), book.saved());
+                let g = ctx.restore.generation(at);
+                let saved = state::save(dir, worker, peers, g, book.clock(), book.saved())
+                    .and_then(|()| {
+                        let keep = ctx.restore.keep_from(g);
+                        checkpoint::prune(dir, state::PREFIX, worker, peers, keep)
+                    });
                 if let Err(e) = &saved {
                     ctx.error(format!("job.state_dir {}: {e}", dir.display()));
                 }
@@ -227,7 +232,7 @@ impl<'s> TrackIncidents<'s> for StreamVec<'s, Epoch, Clustered> {
                     }
                     let t = *entry.key();
                     if let Some(b) = schedule.before(t)
-                        && save(&book)
+                        && save(&book, b)
                     {
                         saved_at = b;
                     }
@@ -292,7 +297,7 @@ impl<'s> TrackIncidents<'s> for StreamVec<'s, Epoch, Clustered> {
                             }
                         }
                         if let Some(b) = schedule.after(t)
-                            && save(&book)
+                            && save(&book, b)
                         {
                             saved_at = b;
                         }
@@ -305,7 +310,7 @@ impl<'s> TrackIncidents<'s> for StreamVec<'s, Epoch, Clustered> {
                             book.flush(&mut emit);
                             report(&stats, worker, &book, emit.len());
                             out.session(&h).give_iterator(emit.drain(..));
-                            if save(&book) {
+                            if save(&book, Epoch::MAX) {
                                 saved_at = Epoch::MAX;
                             }
                         }

@@ -5,14 +5,17 @@
 //! stream whose frontier is held at an epoch until every record of that epoch has been
 //! acknowledged by the brokers; the job's probe watches it, so offsets are committed only for
 //! what has been delivered. A delivery that fails after librdkafka's own retries is sent again
-//! and counted. State: the producer and the records in flight.
+//! and counted (with every producer error, by reason); a record librdkafka refuses outright
+//! stops the job. State: the producer and the records in flight.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
 use std::time::Duration;
 
 use rdkafka::ClientContext;
+use rdkafka::error::KafkaError;
 use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext};
+use rdkafka::types::RDKafkaErrorCode;
 use serde::Serialize;
 use timely::dataflow::StreamVec;
 use timely::dataflow::channels::pact::Pipeline;
@@ -20,15 +23,27 @@ use timely::dataflow::operators::{Capability, Operator};
 
 use crate::core::epoch::Epoch;
 use crate::dataflow::ctx::Ctx;
+use crate::kafka;
 use crate::metrics;
 
-/// Collects delivery reports (`(message id, ok)`) for the operator to drain after each poll.
-#[derive(Default)]
-struct Reports(Mutex<Vec<(usize, bool)>>);
+/// Collects delivery reports (`(message id, error reason if it failed)`) for the operator to
+/// drain after each poll; counts client errors.
+struct Reports {
+    done: Mutex<Vec<(usize, Option<String>)>>,
+    output: &'static str,
+}
 
 impl ClientContext for Reports {
     fn log(&self, level: rdkafka::config::RDKafkaLogLevel, fac: &str, message: &str) {
         crate::kafka::log(level, fac, message);
+    }
+
+    fn error(&self, error: KafkaError, reason: &str) {
+        metrics::kafka_producer_error(self.output, &kafka::reason(&error));
+        eprintln!(
+            "hephaestus: kafka: {} producer: {error}: {reason}",
+            self.output
+        );
     }
 }
 
@@ -36,8 +51,9 @@ impl ProducerContext for Reports {
     type DeliveryOpaque = usize;
 
     fn delivery(&self, result: &DeliveryResult<'_>, id: usize) {
-        if let Ok(mut v) = self.0.lock() {
-            v.push((id, result.is_ok()));
+        let failed = result.as_ref().err().map(|(e, _)| kafka::reason(e));
+        if let Ok(mut v) = self.done.lock() {
+            v.push((id, failed));
         }
     }
 }
@@ -71,8 +87,12 @@ where
             let activator = scope.activator_for(info.address);
             let producer: Option<BaseProducer<Reports>> = ctx.plan.kafka.as_ref().and_then(|k| {
                 let client = format!("hephaestus-{}-{what}-w{worker}", ctx.plan.name);
+                let reports = Reports {
+                    done: Mutex::default(),
+                    output: what,
+                };
                 k.producer(&client)
-                    .create_with_context(Reports::default())
+                    .create_with_context(reports)
                     .map_err(|e| ctx.error(format!("kafka producer: {e}")))
                     .ok()
             });
@@ -92,8 +112,13 @@ where
                     };
                     let slot = held.entry(t).or_insert_with(|| (cap.delayed(&t, 0), 0));
                     for d in data.flat_map(|b| b.drain(..)) {
-                        let Ok(payload) = serde_json::to_vec(&d) else {
-                            continue;
+                        let payload = match serde_json::to_vec(&d) {
+                            Ok(payload) => payload,
+                            Err(e) => {
+                                metrics::kafka_producer_error(what, "serialize");
+                                ctx.fail(format!("kafka {what}: a record does not serialize: {e}"));
+                                continue;
+                            }
                         };
                         let id = next_id;
                         next_id += 1;
@@ -117,25 +142,39 @@ where
                     let record = BaseRecord::with_opaque_to(&topic, id)
                         .key(&m.key)
                         .payload(&m.payload);
-                    producer.send(record).is_err()
+                    match producer.send(record) {
+                        Ok(()) => false,
+                        // librdkafka's queue is full: try again next time.
+                        Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
+                            true
+                        }
+                        // A record librdkafka refuses (too large, …): the job stops with it,
+                        // committing nothing past it.
+                        Err((e, _)) => {
+                            metrics::kafka_producer_error(what, &kafka::reason(&e));
+                            ctx.fail(format!("kafka {what}: producing to `{topic}`: {e}"));
+                            false
+                        }
+                    }
                 });
                 producer.poll(Duration::ZERO);
                 let reports = producer
                     .context()
-                    .0
+                    .done
                     .lock()
                     .map(|mut v| std::mem::take(&mut *v))
                     .unwrap_or_default();
-                for (id, ok) in reports {
-                    if ok {
+                for (id, failed) in reports {
+                    if let Some(reason) = failed {
+                        metrics::kafka_producer_error(what, &reason);
+                        metrics::kafka_retries(what, 1);
+                        waiting.push(id);
+                    } else {
                         if let Some(m) = flight.remove(&id)
                             && let Some(slot) = held.get_mut(&m.epoch)
                         {
                             slot.1 -= 1;
                         }
-                    } else {
-                        metrics::kafka_retries(what, 1);
-                        waiting.push(id);
                     }
                 }
                 held.retain(|t, (_, n)| *n > 0 || frontier.less_equal(t));

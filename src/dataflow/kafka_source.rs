@@ -6,8 +6,10 @@
 //! never holds progress back; `Idle` markers so the multiline stage flushes quiet partitions.
 //! The operator polls without blocking and re-activates itself.
 //!
-//! Offsets are committed by `commit.rs` (at-least-once). Idle means no record *and* no broker
-//! trouble for the whole period: an outage is waited out, not taken for the end of the data.
+//! Offsets are committed by `commit.rs` (at-least-once; exactly-once counts with cuts). Idle
+//! means no record *and* no broker trouble for the whole period, and for a partition's open
+//! record to be flushed, the broker confirming we are at its end: an outage or back-pressure is
+//! waited out, not taken for the end of the data.
 //! State: the consumer and committer, per partition when it last had data.
 
 use std::time::{Duration, Instant};
@@ -18,18 +20,36 @@ use rdkafka::{Offset, TopicPartitionList};
 use timely::dataflow::operators::generic::operator::source;
 use timely::dataflow::{ProbeHandle, Scope, StreamVec};
 
+use crate::core::cut::SharedMarks;
 use crate::core::epoch::Epoch;
 use crate::core::epoch::KAFKA_SOURCE_BASE;
 use crate::core::record::{Position, RawLine};
 use crate::dataflow::ctx::Ctx;
-use crate::kafka::commit::{Committer, Events, SharedHeads};
+use crate::kafka::commit::{Committer, Cuts, Events, SharedHeads};
 use crate::metrics::{self, Stats};
 use crate::source::SourceItem;
 
 struct Quiet {
+    partition: i32,
     source: u32,
     last_data: Instant,
     unflushed: bool,
+}
+
+/// Whether this worker has read everything partition `p` holds: the broker answers (an outage
+/// or a stopped broker is not quiet) and its high watermark is not past our position. Asked
+/// only when a partition has been quiet for `idle_flush`, before its open record is flushed.
+fn at_end(consumer: &BaseConsumer<Events>, topic: &str, p: i32) -> bool {
+    let Ok((_, high)) = consumer.fetch_watermarks(topic, p, Duration::from_millis(500)) else {
+        return false;
+    };
+    let position = consumer.position().ok().and_then(|tpl| {
+        tpl.find_partition(topic, p).and_then(|e| match e.offset() {
+            Offset::Offset(o) => Some(o),
+            _ => None,
+        })
+    });
+    position.is_none_or(|o| o >= high)
 }
 
 /// Creates the consumer and assigns this worker's partitions, retrying while the broker or the
@@ -47,9 +67,14 @@ fn assign(
         .create_with_context(Events::default())
         .map_err(|e| format!("kafka consumer: {e}"))?;
     let deadline = Instant::now() + Duration::from_secs(60);
+    let mut last_error = None;
     let partitions = loop {
         let found = consumer
             .fetch_metadata(Some(topic), Duration::from_secs(5))
+            .map_err(|e| {
+                metrics::kafka_consumer_error(&crate::kafka::reason(&e));
+                last_error = Some(e);
+            })
             .ok()
             .and_then(|md| md.topics().first().map(|t| t.partitions().len()))
             .filter(|&n| n > 0);
@@ -59,10 +84,16 @@ fn assign(
                 std::thread::sleep(Duration::from_millis(500))
             }
             None => {
-                return Err(format!(
-                    "kafka topic `{topic}` not found at {} (create it first)",
-                    kafka.brokers()
-                ));
+                let brokers = kafka.brokers();
+                return Err(match last_error {
+                    Some(e) => format!(
+                        "kafka: no metadata for topic `{topic}` from {brokers}: {e} (are the \
+                         brokers up and reachable?)"
+                    ),
+                    None => {
+                        format!("kafka topic `{topic}` not found at {brokers} (create it first)")
+                    }
+                });
             }
         }
     };
@@ -71,8 +102,13 @@ fn assign(
         .collect();
     let mut tpl = TopicPartitionList::new();
     for p in &owned {
-        // `Stored`: the group's committed offset, else `auto.offset.reset`.
-        tpl.add_partition_offset(topic, *p, Offset::Stored)
+        // The restored cut's offset, where there is one (the state holds exactly what came
+        // before it); else `Stored`: the group's committed offset, else `auto.offset.reset`.
+        let at = ctx
+            .restore
+            .offset(topic, *p)
+            .map_or(Offset::Stored, Offset::Offset);
+        tpl.add_partition_offset(topic, *p, at)
             .map_err(|e| format!("kafka assign: {e}"))?;
     }
     consumer
@@ -85,12 +121,14 @@ fn assign(
 }
 
 /// The source stream of this worker for the plan's Kafka topic. `probes`: the outputs (for
-/// back-pressure and commits) and the checkpoints (for commits).
+/// back-pressure and commits) and the checkpoints (for commits); `marks`: the output files'
+/// lengths (written on worker 0), for the cuts.
 pub fn read_kafka<'s>(
     scope: Scope<'s, Epoch>,
     ctx: &Ctx,
     probes: (ProbeHandle<Epoch>, ProbeHandle<Epoch>),
     heads: SharedHeads,
+    marks: SharedMarks,
 ) -> StreamVec<'s, Epoch, SourceItem> {
     let ctx = ctx.clone();
     let (index, peers) = (scope.index(), scope.peers());
@@ -110,18 +148,32 @@ pub fn read_kafka<'s>(
                 quiet = owned
                     .iter()
                     .map(|&id| Quiet {
+                        partition: id,
                         source: source(id),
                         last_data: Instant::now(),
                         unflushed: false,
                     })
                     .collect();
-                let parts = owned.iter().map(|&id| (id, source(id)));
+                let starts: Vec<Option<i64>> = owned
+                    .iter()
+                    .map(|&id| ctx.restore.offset(&topic, id))
+                    .collect();
+                let parts = owned
+                    .iter()
+                    .zip(starts)
+                    .map(|(&id, start)| (id, source(id), start));
+                let cuts = ctx.restore.cut_dir.clone().map(|dir| {
+                    let marks = (index == 0).then(|| marks.clone());
+                    let every = plan.checkpoint_epochs;
+                    Cuts::new(dir, every, ctx.restore.clone(), (index, peers), marks)
+                });
                 Some(Committer::new(
                     consumer,
                     topic,
                     probes.clone(),
                     heads.clone(),
                     parts,
+                    cuts,
                 ))
             }
             Err(e) => {
@@ -129,7 +181,10 @@ pub fn read_kafka<'s>(
                 None
             }
         };
-        let mut cap = (state.is_some() && !quiet.is_empty()).then_some(cap);
+        // A worker with no partition holds on while cuts are kept: it writes its (empty) part
+        // of each.
+        let cutting = ctx.restore.cut_dir.is_some();
+        let mut cap = (state.is_some() && (cutting || !quiet.is_empty())).then_some(cap);
         let mut last_record = Instant::now();
         let mut last_error: Option<Instant> = None;
         let (mut last_logged, mut unlogged): (Option<Instant>, u32) = (None, 0);
@@ -158,13 +213,25 @@ pub fn read_kafka<'s>(
                     // do not count the wait as idleness).
                     drop(session);
                     last_record = Instant::now();
+                    for q in quiet.iter_mut() {
+                        q.last_data = last_record;
+                    }
                 } else {
                     while n < plan.batch_lines {
                         match st.consumer.poll(Duration::ZERO) {
                             None => break,
+                            Some(Err(e)) if crate::kafka::is_fatal_for_consumer(&e) => {
+                                metrics::kafka_consumer_error(&crate::kafka::reason(&e));
+                                ctx.fail(format!(
+                                    "kafka consumer of `{topic_label}`: {e} (the job cannot \
+                                     go on; check the credentials and ACLs)"
+                                ));
+                                break;
+                            }
                             Some(Err(e)) => {
                                 // Broker unreachable and the like: librdkafka reconnects on its
-                                // own. Logged at most every 10 s.
+                                // own. Counted; logged at most every 10 s.
+                                metrics::kafka_consumer_error(&crate::kafka::reason(&e));
                                 last_error = Some(Instant::now());
                                 if last_logged
                                     .is_none_or(|t| t.elapsed() >= Duration::from_secs(10))
@@ -209,13 +276,21 @@ pub fn read_kafka<'s>(
                             }
                         }
                     }
+                    // A partition is idle (its open record flushed) once quiet for
+                    // `idle_flush` *and* at the broker's end: never because the broker stopped
+                    // answering or the outputs held the source back.
                     let flush_after = Duration::from_millis(plan.idle_flush_ms as u64);
                     for q in quiet
                         .iter_mut()
                         .filter(|q| q.unflushed && q.last_data.elapsed() >= flush_after)
                     {
-                        session.give(SourceItem::Idle(q.source));
-                        q.unflushed = false;
+                        if at_end(&st.consumer, &topic_label, q.partition) {
+                            session.give(SourceItem::Idle(q.source));
+                            q.unflushed = false;
+                        } else {
+                            // Asked again after another quiet period.
+                            q.last_data = Instant::now();
+                        }
                     }
                     drop(session);
                     if n > 0 {

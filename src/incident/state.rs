@@ -1,7 +1,7 @@
 //! Incident state between runs: each worker checkpoints its book, and at start every worker
 //! loads the incidents it owns, so a restarted job keeps counting where it stopped.
 //!
-//! In: a directory. Out: `incidents-<worker>-of-<peers>.jsonl`, one line with the book's clock
+//! In: a directory. Out: `incidents-<worker>-of-<peers>.<run>-<epoch>.jsonl`, one line with the book's clock
 //! then one line per incident (everything the book needs to carry on: counts per alias and
 //! window, samples, lifecycle). State: none beyond the files. Every worker reads every file and
 //! keeps the incidents whose route it owns, so the worker count may change between runs (see
@@ -14,7 +14,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use super::entry::Entry;
-use crate::core::checkpoint;
+use crate::core::checkpoint::{self, Gen, Pick};
 use crate::core::time::Millis;
 
 pub const PREFIX: &str = "incidents-";
@@ -66,10 +66,10 @@ pub struct Loaded {
     pub incidents: Vec<Saved>,
 }
 
-pub fn load(dir: &Path, worker: usize, peers: usize) -> std::io::Result<Loaded> {
+pub fn load(dir: &Path, worker: usize, peers: usize, pick: Pick) -> std::io::Result<Loaded> {
     let mut loaded = Loaded::default();
     let mut by_fingerprint: BTreeMap<u64, Saved> = BTreeMap::new();
-    for path in checkpoint::files(dir, PREFIX)? {
+    for path in checkpoint::files(dir, PREFIX, pick)? {
         let reader = std::io::BufReader::new(std::fs::File::open(&path)?);
         for (n, line) in reader.lines().enumerate() {
             let line = line?;
@@ -96,15 +96,16 @@ pub fn load(dir: &Path, worker: usize, peers: usize) -> std::io::Result<Loaded> 
     Ok(loaded)
 }
 
-/// Saves a worker's book: its clock, then its incidents.
+/// Saves generation `g` of a worker's book: its clock, then its incidents.
 pub fn save<'a>(
     dir: &Path,
     worker: usize,
     peers: usize,
+    g: Gen,
     clock: (Millis, bool),
     incidents: impl Iterator<Item = Saved> + 'a,
 ) -> std::io::Result<()> {
-    checkpoint::write_atomic(&checkpoint::file(dir, PREFIX, worker, peers), |out| {
+    checkpoint::write_atomic(&checkpoint::file(dir, PREFIX, worker, peers, g), |out| {
         serde_json::to_writer(
             &mut *out,
             &Line::Clock {
@@ -126,6 +127,8 @@ mod tests {
     use super::*;
     use crate::core::record::{Clustered, ErrorEvent, Kind, Level, LogRecord, Position};
     use crate::incident::{Book, IncidentConfig};
+
+    const G1: Gen = Gen { run: 1, epoch: 10 };
 
     fn event(fp: u64, route: u64, t: Millis, line: u64) -> Clustered {
         let record = LogRecord {
@@ -189,14 +192,14 @@ mod tests {
     fn a_checkpoint_restores_every_incident_on_the_worker_that_owns_it() {
         let dir = tempfile::tempdir().expect("tempdir");
         let original = book();
-        save(dir.path(), 0, 1, original.clock(), original.saved()).expect("save");
+        save(dir.path(), 0, 1, G1, original.clock(), original.saved()).expect("save");
 
         // Two workers now: each restores the incidents whose route it owns, and seeds its
         // counts with exactly what the original had counted.
         let mut restored = Vec::new();
         let mut seeded = 0;
         for worker in 0..2 {
-            let loaded = load(dir.path(), worker, 2).expect("load");
+            let loaded = load(dir.path(), worker, 2, Pick::Newest).expect("load");
             assert!(
                 loaded
                     .incidents
@@ -222,15 +225,23 @@ mod tests {
     fn a_newer_file_wins_and_a_broken_one_is_an_error() {
         let dir = tempfile::tempdir().expect("tempdir");
         let b = book();
-        save(dir.path(), 0, 2, (1, false), std::iter::empty()).expect("save");
-        std::thread::sleep(std::time::Duration::from_millis(20));
-        save(dir.path(), 0, 1, b.clock(), b.saved()).expect("save");
-        let loaded = load(dir.path(), 0, 1).expect("load");
+        save(dir.path(), 0, 2, G1, (1, false), std::iter::empty()).expect("save");
+        let g2 = Gen { run: 2, epoch: 0 };
+        save(dir.path(), 0, 1, g2, b.clock(), b.saved()).expect("save");
+        let loaded = load(dir.path(), 0, 1, Pick::Newest).expect("load");
         assert_eq!(loaded.incidents.len(), 7);
         assert_eq!(loaded.clock, Some(b.clock()));
+        let at_cut = load(dir.path(), 0, 1, Pick::AtLeast(g2)).expect("load");
+        assert_eq!(
+            at_cut.clock,
+            Some(b.clock()),
+            "generations before the cut are not read"
+        );
+        let none = load(dir.path(), 0, 1, Pick::Nothing).expect("load");
+        assert!(none.clock.is_none() && none.incidents.is_empty());
 
         std::fs::write(dir.path().join("incidents-1-of-2.jsonl"), "{not json\n").expect("write");
-        let err = load(dir.path(), 0, 1).expect_err("broken state is refused");
+        let err = load(dir.path(), 0, 1, Pick::Newest).expect_err("broken state is refused");
         assert!(
             err.to_string().contains("incidents-1-of-2.jsonl line 1"),
             "{err}"

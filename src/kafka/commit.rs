@@ -8,13 +8,16 @@
 //!   (a record's lines are read over several epochs but it is counted in the epoch it ends).
 //!
 //! A crash therefore replays at most the uncommitted window and loses nothing. Commit failures
-//! (broker away) are reported by librdkafka and retried. State: the consumer, the offsets read
-//! per epoch, the last offset committed per partition.
+//! (broker away) are reported by librdkafka and retried. With `job.state_dir`, offsets are
+//! recorded in cuts instead (`commit_cut.rs`): a restart resumes exactly where its restored
+//! state ends, so nothing is counted twice either. State: the consumer, the offsets read per
+//! epoch, the last offset committed per partition.
 
 use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap};
 use std::rc::Rc;
 use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext};
@@ -25,6 +28,10 @@ use timely::dataflow::ProbeHandle;
 
 use crate::core::epoch::Epoch;
 use crate::metrics;
+
+#[path = "commit_cut.rs"]
+mod commit_cut;
+pub use commit_cut::Cuts;
 
 /// What the multiline stage of a worker still holds, per Kafka source: offsets at or after
 /// these heads are not committed.
@@ -66,11 +73,29 @@ impl Heads {
 #[derive(Default)]
 pub struct Events {
     failed_commits: Mutex<Vec<i32>>,
+    /// The last client error logged, and when.
+    last_logged: Mutex<Option<(String, Instant)>>,
 }
 
 impl ClientContext for Events {
     fn log(&self, level: RDKafkaLogLevel, fac: &str, message: &str) {
         super::log(level, fac, message);
+    }
+
+    fn error(&self, error: rdkafka::error::KafkaError, reason: &str) {
+        let code = super::reason(&error);
+        metrics::kafka_consumer_error(&code);
+        // Logged when the reason changes, else at most every 10 s (an outage reports every
+        // reconnect).
+        if let Ok(mut last) = self.last_logged.lock() {
+            let due = last
+                .as_ref()
+                .is_none_or(|(c, t)| *c != code || t.elapsed() >= Duration::from_secs(10));
+            if due {
+                eprintln!("hephaestus: kafka: consumer: {error}: {reason} (counted by reason)");
+                *last = Some((code, Instant::now()));
+            }
+        }
     }
 
     fn stats(&self, statistics: Statistics) {
@@ -86,10 +111,19 @@ impl ClientContext for Events {
 
 impl ConsumerContext for Events {
     fn commit_callback(&self, result: KafkaResult<()>, offsets: &TopicPartitionList) {
+        if let Err(e) = &result {
+            metrics::kafka_consumer_error(&super::reason(e));
+        }
         let failed: Vec<i32> = offsets
             .elements()
             .iter()
-            .filter(|e| result.is_err() || e.error().is_err())
+            .filter(|e| {
+                let part = e.error();
+                if let (Ok(()), Err(err)) = (&result, &part) {
+                    metrics::kafka_consumer_error(&super::reason(err));
+                }
+                result.is_err() || part.is_err()
+            })
             .map(|e| e.partition())
             .collect();
         if !failed.is_empty() {
@@ -106,6 +140,8 @@ impl ConsumerContext for Events {
 struct Part {
     id: i32,
     source: u32,
+    /// Where this run started reading, when known (the restored cut's offset).
+    start: Option<i64>,
     /// The last offset read in an epoch both probes have passed.
     done: Option<i64>,
     committed: Option<i64>,
@@ -121,24 +157,30 @@ pub struct Committer {
     heads: SharedHeads,
     read: BTreeMap<Epoch, HashMap<i32, i64>>,
     parts: Vec<Part>,
+    /// With `job.state_dir`: offsets are recorded in cuts, and committed to the group only
+    /// once a cut is complete.
+    cuts: Option<Cuts>,
 }
 
 impl Committer {
-    /// `parts`: (partition, source id) of every assigned partition.
+    /// `parts`: (partition, source id, offset it starts at when known) of every assigned
+    /// partition.
     pub fn new(
         consumer: BaseConsumer<Events>,
         topic: String,
         probes: (ProbeHandle<Epoch>, ProbeHandle<Epoch>),
         heads: SharedHeads,
-        parts: impl IntoIterator<Item = (i32, u32)>,
+        parts: impl IntoIterator<Item = (i32, u32, Option<i64>)>,
+        cuts: Option<Cuts>,
     ) -> Committer {
         let parts = parts
             .into_iter()
-            .map(|(id, source)| Part {
+            .map(|(id, source, start)| Part {
                 id,
                 source,
+                start,
                 done: None,
-                committed: None,
+                committed: start,
             })
             .collect();
         let (probe, checkpoints) = probes;
@@ -150,6 +192,7 @@ impl Committer {
             heads,
             read: BTreeMap::new(),
             parts,
+            cuts,
         }
     }
 
@@ -176,6 +219,9 @@ impl Committer {
     /// Commits, per partition, the offset after the last record read in a passed epoch, but
     /// not past an unsettled multiline record.
     pub fn commit(&mut self, mode: CommitMode) {
+        if self.cuts.is_some() {
+            return self.cut(mode);
+        }
         let failed = self
             .consumer
             .context()
@@ -223,12 +269,16 @@ impl Committer {
         if tpl.count() > 0
             && let Err(e) = self.consumer.commit(&tpl, mode)
         {
+            metrics::kafka_consumer_error(&super::reason(&e));
             eprintln!("hephaestus: kafka: committing offsets: {e}");
         }
     }
 
     /// Records read but not committed yet.
     pub fn pending(&self) -> bool {
+        if let Some(cuts) = &self.cuts {
+            return !self.read.is_empty() || cuts.unconfirmed.is_some();
+        }
         !self.read.is_empty()
             || self
                 .parts
@@ -240,6 +290,9 @@ impl Committer {
 impl Drop for Committer {
     fn drop(&mut self) {
         if self.probe.done() && self.checkpoints.done() && !std::thread::panicking() {
+            if self.cuts.is_some() {
+                return self.final_cut();
+            }
             // Every output is complete: the multiline stage flushed everything it held.
             let mut heads = self.heads.borrow_mut();
             heads.open.clear();

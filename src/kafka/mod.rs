@@ -13,6 +13,7 @@ use std::collections::BTreeMap;
 
 use rdkafka::ClientConfig;
 use rdkafka::config::RDKafkaLogLevel;
+use rdkafka::error::KafkaError;
 use serde::{Deserialize, Serialize};
 
 /// The environment variable that overrides the spec's brokers.
@@ -92,6 +93,41 @@ pub struct Produce {
     pub errors: bool,
     /// Every fix-attempt record of the model stage, keyed by fingerprint.
     pub fixes: bool,
+}
+
+/// The `reason` label of a Kafka error: librdkafka's error code in snake_case
+/// (`broker_transport_failure`, `unknown_topic_or_partition`…), a bounded set; `other` when the
+/// error carries none.
+pub fn reason(e: &KafkaError) -> String {
+    let Some(code) = e.rdkafka_error_code() else {
+        return "other".into();
+    };
+    let mut out = String::new();
+    for (i, c) in format!("{code:?}").chars().enumerate() {
+        if c.is_ascii_uppercase() && i > 0 {
+            out.push('_');
+        }
+        out.push(c.to_ascii_lowercase());
+    }
+    out
+}
+
+/// A consumer error the job cannot wait out: access refused, or the client itself failed. The
+/// job stops with it (a missing topic is waited for at start, `dataflow::kafka_source`).
+pub fn is_fatal_for_consumer(e: &KafkaError) -> bool {
+    use rdkafka::types::RDKafkaErrorCode as C;
+    matches!(
+        e.rdkafka_error_code(),
+        Some(
+            C::TopicAuthorizationFailed
+                | C::GroupAuthorizationFailed
+                | C::ClusterAuthorizationFailed
+                | C::SaslAuthenticationFailed
+                | C::Authentication
+                | C::Fatal
+                | C::InvalidGroupId
+        )
+    )
 }
 
 /// librdkafka's own log lines (warnings and worse, or everything asked for with the `debug`
@@ -180,5 +216,22 @@ impl KafkaConfig {
             .set("compression.type", "lz4");
         self.apply_options(&mut c);
         c
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rdkafka::types::RDKafkaErrorCode;
+
+    #[test]
+    fn reasons_are_error_codes_in_snake_case_and_only_refusals_are_fatal() {
+        let down = KafkaError::MessageConsumption(RDKafkaErrorCode::AllBrokersDown);
+        let acl = KafkaError::MessageConsumption(RDKafkaErrorCode::TopicAuthorizationFailed);
+        assert_eq!(reason(&down), "all_brokers_down");
+        assert_eq!(reason(&acl), "topic_authorization_failed");
+        assert_eq!(reason(&KafkaError::Canceled), "other");
+        assert!(is_fatal_for_consumer(&acl));
+        assert!(!is_fatal_for_consumer(&down), "an outage is waited out");
     }
 }

@@ -230,6 +230,17 @@ pub fn consumer_lag(topic: &str, partition: i32, lag: i64) {
         .set(lag as f64);
 }
 
+/// A Kafka consumer error (`reason`: librdkafka's error code, snake_case).
+pub fn kafka_consumer_error(reason: &str) {
+    counter!(names::KAFKA_CONSUMER_ERRORS, "reason" => reason.to_string()).increment(1);
+}
+
+/// A Kafka producer error of `output` (`reason`: librdkafka's error code, snake_case).
+pub fn kafka_producer_error(output: &'static str, reason: &str) {
+    counter!(names::KAFKA_PRODUCER_ERRORS, "output" => output, "reason" => reason.to_string())
+        .increment(1);
+}
+
 /// Deliveries that failed after librdkafka's retries and were sent again.
 pub fn kafka_retries(output: &'static str, n: u64) {
     counter!(names::KAFKA_RETRIES, "output" => output).increment(n);

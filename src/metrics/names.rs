@@ -8,6 +8,10 @@ pub const INGESTED_LINES: &str = "hephaestus_ingested_lines_total";
 pub const INGESTED_BYTES: &str = "hephaestus_ingested_bytes_total";
 pub const KAFKA_LAG: &str = "hephaestus_kafka_consumer_lag";
 pub const KAFKA_RETRIES: &str = "hephaestus_kafka_delivery_retries_total";
+/// Consumer errors (polls, commits), by librdkafka's error code (`reason`).
+pub const KAFKA_CONSUMER_ERRORS: &str = "hephaestus_kafka_consumer_errors_total";
+/// Producer errors (deliveries, sends, the client), by `output` and error code (`reason`).
+pub const KAFKA_PRODUCER_ERRORS: &str = "hephaestus_kafka_producer_errors_total";
 
 // Per operator.
 pub const RECORDS_IN: &str = "hephaestus_operator_records_in_total";
@@ -60,6 +64,8 @@ pub const ALL: &[&str] = &[
     INGESTED_BYTES,
     KAFKA_LAG,
     KAFKA_RETRIES,
+    KAFKA_CONSUMER_ERRORS,
+    KAFKA_PRODUCER_ERRORS,
     RECORDS_IN,
     RECORDS_OUT,
     BUSY,

@@ -4,19 +4,21 @@
 //! The binary comes from `$HEPHAESTUS_TANSU`, else from where `scripts/broker path` installs it
 //! (`scripts/test` and `.ci/run` do that first). A missing broker fails the test loudly.
 
+use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 
 use crate::common::{Reaped, free_port, root};
 
 pub struct Broker {
     pub addr: String,
-    _child: Reaped,
+    child: Reaped,
 }
 
 fn tansu() -> PathBuf {
@@ -57,9 +59,17 @@ impl Broker {
             assert!(Instant::now() < deadline, "tansu did not listen on {addr}");
             std::thread::sleep(Duration::from_millis(20));
         }
-        Broker {
-            addr,
-            _child: child,
+        Broker { addr, child }
+    }
+
+    /// Stops the broker process (SIGSTOP: it holds its connections and answers nothing) for
+    /// `d`, then lets it go on (SIGCONT). A real restart would lose its in-memory topics.
+    pub fn pause(&mut self, d: Duration) {
+        let pid = self.child.child().id().to_string();
+        for (sig, wait) in [("-STOP", d), ("-CONT", Duration::ZERO)] {
+            let status = Command::new("kill").args([sig, &pid]).status();
+            assert!(status.is_ok_and(|s| s.success()), "kill {sig} {pid}");
+            std::thread::sleep(wait);
         }
     }
 }
@@ -90,35 +100,87 @@ fn partitions(consumer: &BaseConsumer, topic: &str) -> i32 {
     n as i32
 }
 
-/// Reads `topic` until `done` says so (given what arrived so far) or 60 s pass; returns
-/// (partition, key, payload) in arrival order.
+/// One record read back.
+#[derive(Debug, Clone)]
+pub struct Rec {
+    pub partition: i32,
+    pub offset: i64,
+    pub key: Vec<u8>,
+    pub payload: Vec<u8>,
+}
+
+/// Reads `topic` until `done` says so (given what arrived so far); returns the records in
+/// arrival order. A consumer error, or 60 s without `done`, fails the test with what
+/// had arrived.
 fn read(
     brokers: &str,
     topic: &str,
-    mut done: impl FnMut(usize, Duration) -> bool,
-) -> Vec<(i32, Vec<u8>, Vec<u8>)> {
+    mut done: impl FnMut(&[Rec], &HashMap<i32, i64>) -> bool,
+) -> Vec<Rec> {
     let consumer = reader(brokers, topic);
     let mut out = Vec::new();
+    let mut next: HashMap<i32, i64> = HashMap::new();
     let started = Instant::now();
-    let mut last = Instant::now();
-    while !done(out.len(), last.elapsed()) && started.elapsed() < Duration::from_secs(60) {
-        if let Some(Ok(m)) = consumer.poll(Duration::from_millis(200)) {
-            let key = m.key().unwrap_or_default().to_vec();
-            out.push((m.partition(), key, m.payload().unwrap_or_default().to_vec()));
-            last = Instant::now();
+    while !done(&out, &next) {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "reading {topic}: 60 s and not done; {} records read, next offsets {next:?}",
+            out.len()
+        );
+        match consumer.poll(Duration::from_millis(200)) {
+            Some(Ok(m)) => {
+                next.insert(m.partition(), m.offset() + 1);
+                out.push(Rec {
+                    partition: m.partition(),
+                    offset: m.offset(),
+                    key: m.key().unwrap_or_default().to_vec(),
+                    payload: m.payload().unwrap_or_default().to_vec(),
+                });
+            }
+            Some(Err(e)) => panic!("reading {topic}: {e} after {} records", out.len()),
+            None => {}
         }
     }
     out
 }
 
 /// Reads `topic` from the beginning of every partition until `want` records have arrived.
-pub fn read_topic(brokers: &str, topic: &str, want: usize) -> Vec<(i32, Vec<u8>, Vec<u8>)> {
-    read(brokers, topic, |n, _| n >= want)
+pub fn read_topic(brokers: &str, topic: &str, want: usize) -> Vec<Rec> {
+    read(brokers, topic, |got, _| got.len() >= want)
 }
 
-/// Reads `topic` from the beginning until nothing has arrived for 3 s.
-pub fn read_until_quiet(brokers: &str, topic: &str) -> Vec<(i32, Vec<u8>, Vec<u8>)> {
-    read(brokers, topic, |_, quiet| quiet >= Duration::from_secs(3))
+/// The key and payload of the end markers `read_all` writes.
+const END: &[u8] = b"hephaestus-test-end";
+
+/// Every record of `topic` once its writers are done: writes an end marker to each partition,
+/// then reads from the beginning until every partition's marker has arrived (markers left out).
+/// Not the high watermark: tansu reports the base offset of a partition's newest batch as its
+/// high watermark (1,000 records in batches: 902), so a read up to it misses the last batch.
+pub fn read_all(brokers: &str, topic: &str) -> Vec<Rec> {
+    let producer: BaseProducer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("acks", "all")
+        .create()
+        .expect("marker producer");
+    let n = partitions(&reader(brokers, topic), topic);
+    for p in 0..n {
+        producer
+            .send(BaseRecord::to(topic).partition(p).key(END).payload(END))
+            .map_err(|(e, _)| e)
+            .expect("send end marker");
+    }
+    producer
+        .flush(Duration::from_secs(30))
+        .expect("end markers delivered");
+    let mut ended: HashSet<i32> = HashSet::new();
+    let mut out = read(brokers, topic, |got, _| {
+        if let Some(r) = got.last().filter(|r| r.key == END && r.payload == END) {
+            ended.insert(r.partition);
+        }
+        ended.len() == n as usize
+    });
+    out.retain(|r| !(r.key == END && r.payload == END));
+    out
 }
 
 /// The next offset `group` has committed on each partition of `topic` (0 where none).

@@ -93,10 +93,8 @@ fn file_finals() -> BTreeMap<String, Vec<Value>> {
 }
 
 /// Every payload parses as `T` and serializes back to the same JSON.
-fn round_trips<T: serde::de::DeserializeOwned + serde::Serialize>(
-    records: &[(i32, Vec<u8>, Vec<u8>)],
-) {
-    for (_, _, payload) in records {
+fn round_trips<T: serde::de::DeserializeOwned + serde::Serialize>(records: &[crate::broker::Rec]) {
+    for crate::broker::Rec { payload, .. } in records {
         let raw: Value = serde_json::from_slice(payload).expect("JSON payload");
         let typed: T = serde_json::from_slice(payload).expect("typed payload");
         assert_eq!(serde_json::to_value(&typed).expect("serialize"), raw);
@@ -128,7 +126,7 @@ fn kafka_job_matches_file_replay_and_fills_every_topic() {
     let topic = read_topic(&broker.addr, "solo.incidents", out.incidents.len());
     assert_eq!(topic.len(), out.incidents.len());
     let mut from_topic: Vec<Value> = Vec::new();
-    for (_, key, payload) in &topic {
+    for crate::broker::Rec { key, payload, .. } in &topic {
         let incident: Incident = serde_json::from_slice(payload).expect("incident JSON");
         assert_eq!(key, incident.fingerprint.as_bytes());
         from_topic.push(serde_json::from_slice(payload).expect("JSON"));

@@ -13,6 +13,8 @@ mod deploy;
 mod fuzz;
 mod golden;
 mod kafka;
+mod kafka_accounting;
+mod kafka_errors;
 mod kafka_faults;
 mod layers;
 mod live;

@@ -32,6 +32,8 @@ fn the_worker_reads_incidents_and_writes_fixes() {
         &job,
         hephaestus::spec::Overrides {
             no_metrics: true,
+            // Not stdout: the test run's stdout is the test runner's.
+            output: Some(root.join("incidents.jsonl")),
             ..Default::default()
         },
     )
@@ -70,10 +72,10 @@ fn the_worker_reads_incidents_and_writes_fixes() {
     assert!(w.consumed >= 2, "{w:?}");
 
     let fixes = read_topic(&broker.addr, "w.fixes", 1);
-    let record: Value = serde_json::from_slice(&fixes[0].2).expect("fix record");
+    let record: Value = serde_json::from_slice(&fixes[0].payload).expect("fix record");
     assert_eq!(record["outcome"], "validated", "{record:#}");
     assert_eq!(
-        fixes[0].1,
+        fixes[0].key,
         record["fingerprint"]
             .as_str()
             .unwrap_or_default()
