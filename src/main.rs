@@ -26,6 +26,7 @@ fn main() -> ExitCode {
     // time went to the kernel on BGL); keep them for a second.
     // SAFETY: a plain process-wide option, set before any other thread exists.
     unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, 1000) };
+    stop_when_a_peer_is_lost();
     match run(Cli::parse()) {
         Ok(code) => code,
         Err(e) => {
@@ -33,6 +34,37 @@ fn main() -> ExitCode {
             ExitCode::from(2)
         }
     }
+}
+
+/// A multi-process job whose peer process died: timely's network threads panic ("timely
+/// communication error: …") and the workers after them. Say so once, plainly, and exit at once:
+/// the job cannot go on without the peer, everything on disk is whole (state and cuts are
+/// written atomically; outputs are cut back to the last cut on restart).
+fn stop_when_a_peer_is_lost() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let payload = info.payload();
+        let message = payload
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| payload.downcast_ref::<&str>().copied())
+            .unwrap_or_default();
+        if message.starts_with("timely communication error") {
+            // timely names its network threads `timely:send-<process>` and `timely:recv-<process>`.
+            let thread = std::thread::current();
+            let peer = thread
+                .name()
+                .and_then(|n| n.rsplit('-').next())
+                .unwrap_or("?");
+            eprintln!(
+                "hephaestus: error: this process lost its connection to process {peer} \
+                 ({message}); the job stops. Start every process again: they resume from the \
+                 last checkpoint all of them completed."
+            );
+            std::process::exit(3);
+        }
+        default(info);
+    }));
 }
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {

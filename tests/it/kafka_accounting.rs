@@ -143,19 +143,70 @@ pub fn account(sent: &BTreeSet<(i64, i64)>, seen: &[(i64, i64)]) -> (u64, u64) {
     (lost, times.values().map(|n| n - 1).sum())
 }
 
-/// Waits until `group` has committed everything sent, then asks the job to stop (SIGINT, as
-/// Ctrl-C) and returns its stderr; fails the test after `secs`.
-pub fn stop_when_caught_up(
-    mut job: Reaped,
-    addr: &str,
-    group: &str,
-    sent: u64,
-    secs: u64,
-) -> String {
+/// A job process, the way an operator runs it, its stderr going to a file (a pipe nobody reads
+/// would block it past 64 KiB).
+pub struct Job {
+    proc: Reaped,
+    log: PathBuf,
+}
+
+impl Job {
+    /// `hephaestus run SPEC --no-metrics --output OUT EXTRA…`, stderr to `log`.
+    pub fn spawn(spec: &Path, out: &Path, log: &Path, extra: &[String]) -> Job {
+        let err = std::fs::File::create(log).expect("stderr file");
+        let child = Command::new(env!("CARGO_BIN_EXE_hephaestus"))
+            .arg("run")
+            .arg(spec)
+            .args(["--no-metrics", "--output"])
+            .arg(out)
+            .args(extra)
+            .stdout(Stdio::null())
+            .stderr(Stdio::from(err))
+            .spawn()
+            .expect("spawn job");
+        Job {
+            proc: Reaped(Some(child)),
+            log: log.to_path_buf(),
+        }
+    }
+
+    pub fn stderr(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Sends `signal` (`-INT`, `-KILL`…).
+    pub fn signal(&mut self, signal: &str) {
+        let pid = self.proc.child().id().to_string();
+        let sent = Command::new("kill").args([signal, &pid]).status();
+        assert!(sent.is_ok_and(|s| s.success()), "kill {signal} {pid}");
+    }
+
+    pub fn try_wait(&mut self) -> Option<std::process::ExitStatus> {
+        self.proc.child().try_wait().expect("poll job")
+    }
+
+    /// Waits for the exit: (status, stderr).
+    pub fn wait(self) -> (std::process::ExitStatus, String) {
+        let status = self.proc.take().wait().expect("wait for job");
+        (
+            status,
+            std::fs::read_to_string(&self.log).unwrap_or_default(),
+        )
+    }
+}
+
+/// Waits until `group` has committed everything sent, failing the test when a job exits first
+/// or after `secs`.
+pub fn caught_up(jobs: &mut [&mut Job], addr: &str, group: &str, sent: u64, secs: u64) {
     let deadline = std::time::Instant::now() + Duration::from_secs(secs);
     while committed(addr, group, "raw").iter().sum::<i64>() < sent as i64 {
-        if let Some(status) = job.child().try_wait().expect("poll job") {
-            panic!("the job exited ({status}) before reading everything");
+        for job in jobs.iter_mut() {
+            if let Some(status) = job.try_wait() {
+                panic!(
+                    "a job exited ({status}) before reading everything: {}",
+                    job.stderr()
+                );
+            }
         }
         assert!(
             std::time::Instant::now() < deadline,
@@ -163,12 +214,15 @@ pub fn stop_when_caught_up(
         );
         std::thread::sleep(Duration::from_millis(200));
     }
-    let pid = job.child().id().to_string();
-    let killed = Command::new("kill").args(["-INT", &pid]).status();
-    assert!(killed.is_ok_and(|s| s.success()), "SIGINT to {pid}");
-    let out = job.take().wait_with_output().expect("job");
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert!(out.status.success(), "{stderr}");
+}
+
+/// Once `group` has committed everything sent, asks the job to stop (SIGINT, as Ctrl-C) and
+/// returns its stderr, asserting a clean exit.
+pub fn stop_when_caught_up(mut job: Job, addr: &str, group: &str, sent: u64, secs: u64) -> String {
+    caught_up(&mut [&mut job], addr, group, sent, secs);
+    job.signal("-INT");
+    let (status, stderr) = job.wait();
+    assert!(status.success(), "{stderr}");
     stderr
 }
 
@@ -192,19 +246,4 @@ pub fn kafka_spec(dir: &Path, addr: &str, group: &str) -> PathBuf {
     );
     std::fs::write(&path, text).expect("write spec");
     path
-}
-
-/// The job as a process, the way an operator runs it, stopped by the test (`stop_when_caught_up`,
-/// SIGKILL, or its own failure), its stderr kept for the test to read.
-pub fn spawn(spec: &Path, out: &Path) -> Reaped {
-    let child = Command::new(env!("CARGO_BIN_EXE_hephaestus"))
-        .arg("run")
-        .arg(spec)
-        .args(["--no-metrics", "--output"])
-        .arg(out)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn job");
-    Reaped(Some(child))
 }

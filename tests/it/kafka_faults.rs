@@ -11,8 +11,8 @@ use hephaestus::core::shutdown::Shutdown;
 use crate::broker::{Broker, committed, read_all};
 use crate::common::{latest_counts, plan, run_until, summary_of};
 use crate::kafka_accounting::{
-    account, compare, cut_lines, file_counts, generate, kafka_spec, replay_request, seen_errors,
-    sent_errors, spawn, stop_when_caught_up,
+    Job, account, compare, cut_lines, file_counts, generate, kafka_spec, replay_request,
+    seen_errors, sent_errors, stop_when_caught_up,
 };
 
 #[test]
@@ -40,7 +40,7 @@ fn a_job_killed_mid_run_and_restarted_loses_nothing_and_counts_nothing_twice() {
     std::thread::sleep(Duration::from_millis(300));
     let spec = kafka_spec(dir.path(), &broker.addr, "crash");
     let out = dir.path().join("incidents.jsonl");
-    let mut first = spawn(&spec, &out);
+    let mut first = Job::spawn(&spec, &out, &dir.path().join("run1.log"), &[]);
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
     while committed(&broker.addr, "crash", "raw").iter().sum::<i64>() == 0 {
         assert!(
@@ -50,15 +50,15 @@ fn a_job_killed_mid_run_and_restarted_loses_nothing_and_counts_nothing_twice() {
         std::thread::sleep(Duration::from_millis(200));
     }
     std::thread::sleep(Duration::from_millis(700));
-    first.child().kill().expect("SIGKILL");
-    first.child().wait().expect("reap");
+    first.signal("-KILL");
+    let _ = first.wait();
     let at_cut = cut_lines(&dir.path().join("state"));
     let written_by_first = std::fs::read_to_string(&out)
         .expect("run 1 output")
         .lines()
         .count();
 
-    let second = spawn(&spec, &out);
+    let second = Job::spawn(&spec, &out, &dir.path().join("run2.log"), &[]);
     let sent = producer.join().expect("producer thread").expect("replay");
     assert_eq!(sent.lines, total_lines as u64);
     let stderr = stop_when_caught_up(second, &broker.addr, "crash", sent.lines, 180);
@@ -242,12 +242,14 @@ fn a_full_output_disk_stops_the_job_and_a_restart_loses_nothing() {
 
     // Run 1 writes its incidents to /dev/full (every write fails with ENOSPC): the job stops
     // with the reason, and what it committed is only what it had written (nothing).
-    let run1 = spawn(&spec, Path::new("/dev/full"))
-        .take()
-        .wait_with_output()
-        .expect("run 1");
-    let stderr = String::from_utf8_lossy(&run1.stderr);
-    assert!(!run1.status.success(), "{stderr}");
+    let run1 = Job::spawn(
+        &spec,
+        Path::new("/dev/full"),
+        &dir.path().join("run1.log"),
+        &[],
+    );
+    let (status, stderr) = run1.wait();
+    assert!(!status.success(), "{stderr}");
     assert!(
         stderr.contains("writing incidents: No space left on device"),
         "{stderr}"
@@ -263,7 +265,13 @@ fn a_full_output_disk_stops_the_job_and_a_restart_loses_nothing() {
     // nothing), so it starts over from the committed offsets with empty state, and counts
     // every error event exactly once.
     let out2 = dir.path().join("run2.jsonl");
-    let stderr = stop_when_caught_up(spawn(&spec, &out2), &broker.addr, "disk", sent.lines, 120);
+    let stderr = stop_when_caught_up(
+        Job::spawn(&spec, &out2, &dir.path().join("run2.log"), &[]),
+        &broker.addr,
+        "disk",
+        sent.lines,
+        120,
+    );
     let summary = summary_of(&stderr);
     assert_eq!(
         summary["lines"].as_u64(),

@@ -16,6 +16,7 @@ mod kafka;
 mod kafka_accounting;
 mod kafka_errors;
 mod kafka_faults;
+mod kafka_processes;
 mod layers;
 mod live;
 mod loghub;
