@@ -61,8 +61,7 @@ fn assign(
     peers: usize,
 ) -> Result<(BaseConsumer<Events>, Vec<i32>), String> {
     let kafka = ctx.plan.kafka.as_ref().ok_or("no [kafka] section")?;
-    let mut cfg = kafka.consumer(&format!("hephaestus-{}-w{index}", ctx.plan.name));
-    cfg.set("statistics.interval.ms", "5000");
+    let cfg = kafka.consumer(&format!("hephaestus-{}-w{index}", ctx.plan.name));
     let consumer: BaseConsumer<Events> = cfg
         .create_with_context(Events::default())
         .map_err(|e| format!("kafka consumer: {e}"))?;

@@ -190,7 +190,9 @@ impl KafkaConfig {
             .set("enable.partition.eof", "false")
             // Session timeout matters only for group coordination (commits); 6 s keeps a
             // restarted job from waiting long (tansu takes half of it to answer a first join).
-            .set("session.timeout.ms", "6000");
+            .set("session.timeout.ms", "6000")
+            // Statistics (consumer lag per partition, `hephaestus_kafka_consumer_lag`) every 5 s.
+            .set("statistics.interval.ms", "5000");
         self.apply_options(&mut c);
         c
     }
@@ -213,7 +215,11 @@ impl KafkaConfig {
             .set("message.timeout.ms", "120000")
             // Small batches, short linger: incidents are few and latency matters more.
             .set("linger.ms", "5")
-            .set("compression.type", "lz4");
+            .set("compression.type", "lz4")
+            // Keys spread by murmur2, as the Java client does. librdkafka's default (crc32)
+            // sent `svc0.log` … `svc3.log` all to one of four partitions: keys that differ in
+            // one character collide in crc32's low bits.
+            .set("partitioner", "murmur2_random");
         self.apply_options(&mut c);
         c
     }

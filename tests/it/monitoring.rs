@@ -77,7 +77,8 @@ fn dashboard_and_alerts_query_only_exported_metrics() {
     let broker = Broker::start();
     crate::kafka::load(&broker.addr, "raw");
     let dir = tempfile::tempdir().expect("tempdir");
-    let (mut job, addr) = crate::kafka::spawn_with_metrics(dir.path(), &broker.addr, "monitoring");
+    let (mut job, addr, _stderr) =
+        crate::kafka::spawn_with_metrics(dir.path(), &broker.addr, "monitoring", "");
     let deadline = Instant::now() + Duration::from_secs(40);
     let exported = loop {
         let body = scrape(&addr);
