@@ -39,7 +39,7 @@ pub(super) struct Part {
 
 #[derive(Default)]
 pub(super) struct Rarity {
-    parts: FxHashMap<u64, Part>,
+    pub(super) parts: FxHashMap<u64, Part>,
 }
 
 impl Part {

@@ -143,6 +143,22 @@ impl Miner {
         }
         self.memo.clear();
         self.evicted += n as u64;
+        self.forget_empty_partitions();
+    }
+
+    /// After an eviction: what is kept per partition (token counts, postings, settling queue,
+    /// family patterns) goes for partitions left without a template, or a flood of lines that
+    /// each start a partition of their own (random words) would grow it without bound.
+    fn forget_empty_partitions(&mut self) {
+        let mut live: rustc_hash::FxHashSet<u64> = rustc_hash::FxHashSet::default();
+        for family in &mut self.families {
+            if family.members.is_empty() {
+                family.patterns = Vec::new();
+            } else {
+                live.insert(family.partition);
+            }
+        }
+        self.rarity.parts.retain(|p, _| live.contains(p));
     }
 
     pub(super) fn drop_node(&mut self, s: Slot) {

@@ -30,7 +30,9 @@ use crate::core::checkpoint::{self, Schedule, Watermark};
 use crate::core::epoch::{Epoch, FLUSH_EPOCH};
 use crate::core::record::ClockTick;
 use crate::core::record::{Clustered, Incident, State};
+use crate::dataflow::admit::AdmitIncidents;
 use crate::dataflow::ctx::Ctx;
+use crate::incident::admit::{Admission, owner};
 use crate::incident::{Book, CountKey, IncidentConfig, count_changes, state};
 use crate::metrics::{self, Batch, Histogram, OperatorMetrics, Stats, names};
 
@@ -144,15 +146,24 @@ impl<'s> TrackIncidents<'s> for StreamVec<'s, Epoch, Clustered> {
         let stats = ctx.stats.clone();
         let state_dir = ctx.plan.state_dir.clone();
         let mut book = Book::new(cfg.clone());
+        let mut admission = Admission::new(&cfg);
         let mut seeds = Vec::new();
         if let Some(dir) = &state_dir {
             match state::load(dir, worker, peers, ctx.restore.pick) {
-                Ok(loaded) => seeds = book.restore(loaded),
+                Ok(loaded) => {
+                    admission.remember(loaded.incidents.iter().map(|s| s.fingerprint));
+                    seeds = book.restore(loaded);
+                }
                 Err(e) => ctx.error(format!("job.state_dir {}: {e}", dir.display())),
             }
         }
 
-        let events = self.exchange(|c: &Clustered| c.route);
+        // By shard (the same owner for any worker count), past the budget folded, and again by
+        // shard: a folded event belongs to its service's overflow incident.
+        let events = self
+            .exchange(|c: &Clustered| owner(c.route))
+            .admit_incidents(admission)
+            .exchange(|c: &Clustered| owner(c.route));
         let (loop_handle, retractions) = scope.feedback::<Vec<Update>>(1);
         let (events, updates) = count_keys(events, seeds, cfg.clone());
         let counts = updates.concat(retractions).as_collection().count().inner;
@@ -165,7 +176,7 @@ impl<'s> TrackIncidents<'s> for StreamVec<'s, Epoch, Clustered> {
         // Events stay where their route put them; counts go to the worker owning their route;
         // every worker sees the whole clock.
         let mut events = builder.new_input(events, Pipeline);
-        let route = |((key, _), _, _): &Counted| key.0;
+        let route = |((key, _), _, _): &Counted| owner(key.0);
         let mut counts = builder.new_input(counts, Exchange::new(route));
         let mut clock = builder.new_input(clock, Pipeline);
         let (out, incidents) = builder.new_output();

@@ -4,6 +4,7 @@
 //! In: the plan and the context of a process. Out: the dataflow installed on each worker. State:
 //! each operator keeps its stage's state; the pure logic it drives lives in the stage's module.
 
+pub mod admit;
 pub mod cluster;
 pub mod ctx;
 pub mod deal;

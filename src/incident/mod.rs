@@ -7,6 +7,7 @@
 //! plus retractions of counting windows that fell out of the kept range. State (`book.rs`): per
 //! fingerprint the incident: first/last seen, counts, windows, services, hosts, samples.
 
+pub mod admit;
 mod book;
 mod entry;
 pub mod state;
@@ -41,6 +42,11 @@ pub struct IncidentConfig {
     /// Incidents tracked per worker; beyond it the least recently seen (resolved first) are
     /// forgotten, counted in `hephaestus_incidents_evicted_total`.
     pub max_incidents: usize,
+    /// New incidents per service and window; past it, new fingerprints fold into the
+    /// service's overflow incident (counted, with samples), so a flood of never-seen errors
+    /// keeps memory and output bounded. Kept per 1/64 of the fingerprint space (rounded up), so
+    /// decisions are the same for any worker count.
+    pub new_per_window: u64,
     /// The record field naming the release that logged an event (`release`, `version`, …):
     /// incidents count their events per release (the deployment loop tells a recurrence from a
     /// release with a fix from one without). Empty: none.
@@ -59,6 +65,7 @@ impl Default for IncidentConfig {
             max_samples: 3,
             max_attrs: 10,
             max_incidents: 100_000,
+            new_per_window: 1024,
             release_field: "release".into(),
         }
     }
@@ -71,6 +78,9 @@ impl IncidentConfig {
         }
         if self.escalate_factor < 1.0 || !self.escalate_factor.is_finite() {
             return Err("incident.escalate_factor must be at least 1".into());
+        }
+        if self.new_per_window == 0 {
+            return Err("incident.new_per_window must be at least 1".into());
         }
         if self.max_incidents == 0 {
             return Err("incident.max_incidents must be at least 1".into());

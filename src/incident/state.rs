@@ -13,6 +13,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
+use super::admit::owner;
 use super::entry::Entry;
 use crate::core::checkpoint::{self, Gen, Pick};
 use crate::core::time::Millis;
@@ -59,7 +60,7 @@ impl Saved {
 }
 
 /// What a worker loads: the newest clock over all files and the incidents it owns
-/// (`route % peers == worker`, the exchange's routing).
+/// (`owner(route) % peers == worker`, the exchange's routing).
 #[derive(Debug, Default)]
 pub struct Loaded {
     pub clock: Option<(Millis, bool)>,
@@ -85,7 +86,7 @@ pub fn load(dir: &Path, worker: usize, peers: usize, pick: Pick) -> std::io::Res
                     let (t, r) = loaded.clock.unwrap_or((Millis::MIN, false));
                     loaded.clock = Some((t.max(now), r || real));
                 }
-                Line::Incident(s) if s.route() % peers as u64 == worker as u64 => {
+                Line::Incident(s) if owner(s.route()) % peers as u64 == worker as u64 => {
                     by_fingerprint.insert(s.fingerprint, *s);
                 }
                 Line::Incident(_) => {}
@@ -204,7 +205,7 @@ mod tests {
                 loaded
                     .incidents
                     .iter()
-                    .all(|s| s.route() % 2 == worker as u64)
+                    .all(|s| owner(s.route()) % 2 == worker as u64)
             );
             let mut b = Book::new(IncidentConfig::default());
             let seeds = b.restore(loaded);

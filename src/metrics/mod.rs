@@ -117,6 +117,11 @@ pub fn templates(worker: usize, alive: usize, evicted_total: u64) {
     counter!(names::TEMPLATES_EVICTED, "worker" => w).absolute(evicted_total);
 }
 
+/// Error events a worker folded into overflow incidents, in one batch.
+pub fn events_folded(worker: usize, n: u64) {
+    counter!(names::EVENTS_FOLDED, "worker" => worker.to_string()).increment(n);
+}
+
 pub fn incidents(
     worker: usize,
     by_state: &[(&'static str, u64)],

@@ -34,6 +34,8 @@ pub const TEMPLATES_EVICTED: &str = "hephaestus_templates_evicted_total";
 pub const INCIDENTS: &str = "hephaestus_incidents";
 pub const INCIDENT_UPDATES: &str = "hephaestus_incident_updates_total";
 pub const INCIDENTS_EVICTED: &str = "hephaestus_incidents_evicted_total";
+/// Error events folded into their service's overflow incident (past `new_per_window`).
+pub const EVENTS_FOLDED: &str = "hephaestus_events_folded_total";
 
 // Model stage (and deployment, reserved for its issue).
 pub const MODEL_REQUESTS: &str = "hephaestus_model_requests_total";
@@ -79,6 +81,7 @@ pub const ALL: &[&str] = &[
     INCIDENTS,
     INCIDENT_UPDATES,
     INCIDENTS_EVICTED,
+    EVENTS_FOLDED,
     MODEL_REQUESTS,
     MODEL_TOKENS,
     MODEL_COST,
