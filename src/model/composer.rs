@@ -16,6 +16,7 @@ use super::protocol::*;
 use super::sandbox::Limits;
 use super::validator::{self, Project, Validation};
 use crate::core::record::Incident;
+use crate::model::reproduction::Reproduction;
 use crate::trace::fault::Fault;
 
 use super::attempt::attempts_section;
@@ -326,8 +327,9 @@ impl Composer<'_> {
             crate::core::time::now_ms()
         );
         let (project, limits) = (self.project.clone(), self.limits.clone());
+        let expect = Reproduction::of(req.fault.as_ref());
         let validation = tokio::task::spawn_blocking(move || {
-            validator::validate(&project, &limits, &name, &tests, &fix)
+            validator::validate(&project, &limits, &name, (&tests, &expect), &fix)
         })
         .await;
         let validation = match validation {

@@ -19,6 +19,7 @@ pub mod fixes;
 pub mod openai;
 pub mod protocol;
 pub mod queue;
+pub mod reproduction;
 pub mod sandbox;
 pub mod stage;
 pub mod validator;

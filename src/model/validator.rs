@@ -4,7 +4,9 @@
 //! In: the repository, a reproducing test and a fix (as edits), the project's commands. Out: a
 //! `Validation`: each step with its outcome and output tail, and one feedback line for the
 //! backend when it fails. Steps: the fix applies (`git apply --check`); the project builds with
-//! the test added; the reproducing test fails before the fix; the fix applies and the project
+//! the test added; the reproducing test fails before the fix *with the incident's failure*
+//! (`reproduction`: a timeout, a signal, a build or import error is inconclusive, rejected with
+//! that reason); the fix applies and the project
 //! builds; the test passes after it; the unit and integration suites pass; the optional
 //! performance command stays within `perf_factor` of its time before the fix. State: none; the
 //! worktree is removed afterwards.
@@ -15,6 +17,7 @@ use serde::{Deserialize, Serialize};
 
 use super::edits;
 use super::protocol::{FixProposal, TestProposal};
+use super::reproduction::{NotReproduced, Reproduction};
 use super::sandbox::{self, Limits, Run};
 use super::worktree::Worktree;
 
@@ -137,6 +140,37 @@ impl Steps {
         self.record(name, result.is_ok(), 0.0, detail.clone(), why)
     }
 
+    /// Runs the reproducing test before the fix: it must fail with the incident's failure.
+    fn reproduce(
+        &mut self,
+        dir: &Path,
+        command: &str,
+        limits: &Limits,
+        expect: &Reproduction,
+    ) -> Result<bool, ValidateError> {
+        let run = sandbox::run(dir, command, limits, &[])?;
+        let judged = expect.judge(&run);
+        let detail = tail(&format!("{}\n{}", run.stdout, run.stderr), 20);
+        let why = || match &judged {
+            Err(NotReproduced::Passed) => format!(
+                "test fails before the fix: `{command}` passed before the fix, so the test does not reproduce the fault"
+            ),
+            Err(e) => format!(
+                "test fails before the fix: `{command}`: {e}:\n{}",
+                tail(&detail, 12)
+            ),
+            Ok(()) => String::new(),
+        };
+        let ok = judged.is_ok();
+        Ok(self.record(
+            "test fails before the fix",
+            ok,
+            run.seconds,
+            detail.clone(),
+            why,
+        ))
+    }
+
     fn run(
         &mut self,
         name: &str,
@@ -166,12 +200,13 @@ impl Steps {
     }
 }
 
-/// Validates `fix` with `test` on a new worktree of `project` named `name`.
+/// Validates `fix` with `test` on a new worktree of `project` named `name`; before the fix the
+/// test must fail with `expect`, the incident's failure.
 pub fn validate(
     project: &Project,
     limits: &Limits,
     name: &str,
-    test: &TestProposal,
+    (test, expect): (&TestProposal, &Reproduction),
     fix: &FixProposal,
 ) -> Result<Validation, ValidateError> {
     let repo = project
@@ -207,16 +242,7 @@ pub fn validate(
         {
             break 'steps false;
         }
-        if !s
-            .run(
-                "test fails before the fix",
-                dir,
-                &test.command,
-                limits,
-                false,
-            )?
-            .0
-        {
+        if !s.reproduce(dir, &test.command, limits, expect)? {
             break 'steps false;
         }
         let perf_before = if project.perf_command.is_empty() {

@@ -11,6 +11,22 @@ pub fn root() -> PathBuf {
 }
 
 /// A loopback port nobody listens on right now.
+/// A port for a timely process of a multi-process test: below the kernel's ephemeral range
+/// (32768 and up), so a port another test takes with `bind(0)` can never be handed out between
+/// our check and timely's own bind; distinct within this test binary.
+pub fn cluster_port() -> u16 {
+    use std::sync::atomic::{AtomicU16, Ordering};
+    static NEXT: AtomicU16 = AtomicU16::new(0);
+    let base = 20_000 + (std::process::id() % 500) as u16 * 16;
+    loop {
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let port = base + n % 8_000;
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+}
+
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())

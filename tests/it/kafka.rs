@@ -15,7 +15,7 @@ use serde_json::Value;
 
 use crate::broker::{Broker, read_topic};
 use crate::common::{
-    Reaped, files_with_ext, free_port, metric_sum, metrics_addr, plan, root, run_plan, scrape,
+    Reaped, cluster_port, files_with_ext, metric_sum, metrics_addr, plan, root, run_plan, scrape,
     stderr_lines,
 };
 
@@ -197,7 +197,11 @@ fn two_processes_split_the_partitions_and_match_one() {
     let hostfile = dir.path().join("hosts.txt");
     std::fs::write(
         &hostfile,
-        format!("127.0.0.1:{}\n127.0.0.1:{}\n", free_port(), free_port()),
+        format!(
+            "127.0.0.1:{}\n127.0.0.1:{}\n",
+            cluster_port(),
+            cluster_port()
+        ),
     )
     .expect("hostfile");
     let process = |i: usize| {

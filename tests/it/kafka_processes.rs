@@ -8,7 +8,7 @@ use hephaestus::commands::replay;
 use hephaestus::core::shutdown::Shutdown;
 
 use crate::broker::{Broker, committed};
-use crate::common::{free_port, latest_counts};
+use crate::common::{cluster_port, latest_counts};
 use crate::kafka_accounting::{
     Job, account, caught_up, compare, cut_lines, file_counts, generate, kafka_spec, replay_request,
     seen_errors, sent_errors,
@@ -33,7 +33,11 @@ fn cluster_args(i: usize, hostfile: &std::path::Path) -> Vec<String> {
 
 fn hostfile(dir: &std::path::Path, name: &str) -> std::path::PathBuf {
     let path = dir.join(name);
-    let hosts = format!("127.0.0.1:{}\n127.0.0.1:{}\n", free_port(), free_port());
+    let hosts = format!(
+        "127.0.0.1:{}\n127.0.0.1:{}\n",
+        cluster_port(),
+        cluster_port()
+    );
     std::fs::write(&path, hosts).expect("hostfile");
     path
 }

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
-use crate::common::{Reaped, files_with_ext, free_port, root};
+use crate::common::{Reaped, cluster_port, files_with_ext, root};
 
 fn logs() -> Vec<PathBuf> {
     files_with_ext(&root().join("fixtures/logs"), "log")
@@ -35,7 +35,11 @@ fn two_processes_match_one() {
     let hostfile = dir.path().join("hosts.txt");
     std::fs::write(
         &hostfile,
-        format!("127.0.0.1:{}\n127.0.0.1:{}\n", free_port(), free_port()),
+        format!(
+            "127.0.0.1:{}\n127.0.0.1:{}\n",
+            cluster_port(),
+            cluster_port()
+        ),
     )
     .expect("hostfile");
     let cluster = |i: usize| {
