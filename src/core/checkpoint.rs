@@ -337,7 +337,11 @@ mod tests {
     #[test]
     fn saves_once_per_boundary_before_the_epoch_that_crosses_it() {
         let mut s = Schedule::new(10);
-        assert_eq!(s.before(3), Some(0), "the first epoch saves at its boundary");
+        assert_eq!(
+            s.before(3),
+            Some(0),
+            "the first epoch saves at its boundary"
+        );
         assert_eq!(s.before(9), None);
         assert_eq!(s.before(10), Some(10));
         assert_eq!(s.before(15), None);
