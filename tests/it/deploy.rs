@@ -72,16 +72,20 @@ fn later(at: i64, release: &str) -> String {
     format!("{line}\n")
 }
 
-struct Loop {
-    root: PathBuf,
-    repo: PathBuf,
-    spec: PathBuf,
+pub struct Loop {
+    pub root: PathBuf,
+    pub repo: PathBuf,
+    pub spec: PathBuf,
     hooks: Arc<Mutex<Vec<Value>>>,
 }
 
 impl Loop {
     fn new(name: &str, approval: &str) -> Loop {
-        let root = scratch(name);
+        Loop::with_root(scratch(name), approval, "")
+    }
+
+    /// In `root`; `deploy`: extra `[deploy]` keys (operator commands).
+    pub fn with_root(root: PathBuf, approval: &str, deploy: &str) -> Loop {
         let (repo, _) = python_project(&root);
         let (url, hooks) = webhook();
         let spec = root.join("job.toml");
@@ -89,7 +93,7 @@ impl Loop {
             "[job]\nstate_dir = \"state\"\n\n[[sources]]\npaths = [\"run.log\"]\n\n[incident]\nquiet_period = \"5m\"\n\n[output]\nincidents = \"incidents.jsonl\"\ndead_letters = \"dead.jsonl\"\n\n[metrics]\nenabled = false\n\n\
              [model]\nenabled = true\nautomation = \"deploy\"\nmax_attempts = 2\nattempts = \"attempts.jsonl\"\nreports_dir = \"reports\"\n\n\
              [model.repository]\npath = {:?}\ntest_command = \"python3 -m unittest -q test_calc\"\n\n\
-             [deploy]\napproval = \"{approval}\"\nwatch_window = \"10m\"\nload_command = \"python3 -c 'from calc import average; [average([1, 2]) for _ in range(1000)]'\"\n\n\
+             [deploy]\napproval = \"{approval}\"\nwatch_window = \"10m\"\nload_command = \"python3 -c 'from calc import average; [average([1, 2]) for _ in range(1000)]'\"\n{deploy}\n\
              [deploy.notify]\nwebhook = \"{url}\"\nfile = \"notices.jsonl\"\n",
             repo.display().to_string()
         );
@@ -103,7 +107,7 @@ impl Loop {
     }
 
     /// Runs the job on `log` (the same spec and state every time).
-    fn run(&self, log: &str) -> hephaestus::job::Summary {
+    pub fn run(&self, log: &str) -> hephaestus::job::Summary {
         std::fs::write(self.root.join("run.log"), log).expect("log");
         let plan = hephaestus::spec::Plan::load(
             &self.spec,
@@ -117,13 +121,13 @@ impl Loop {
             .unwrap_or_else(|e| panic!("job: {e}"))
     }
 
-    fn book(&self) -> Book {
+    pub fn book(&self) -> Book {
         Store::new(self.repo.join(".git/hephaestus/deploys.json"))
             .load()
             .expect("deploy record")
     }
 
-    fn show(&self, rev: &str) -> String {
+    pub fn show(&self, rev: &str) -> String {
         let out = std::process::Command::new("git")
             .arg("-C")
             .arg(&self.repo)
@@ -133,7 +137,7 @@ impl Loop {
         String::from_utf8_lossy(&out.stdout).to_string()
     }
 
-    fn hook_events(&self) -> Vec<String> {
+    pub fn hook_events(&self) -> Vec<String> {
         self.hooks
             .lock()
             .expect("hooks")
@@ -143,7 +147,7 @@ impl Loop {
     }
 
     /// Run 1: the bug's logs, from release r0, ten minutes ago.
-    fn first_run(&self) {
+    pub fn first_run(&self) {
         let summary = self.run(&logs(&self.repo, "r0", now_ms() - 600_000, 3));
         let m = summary.model.expect("model summary");
         assert_eq!(m.validated, 1, "{m:?}");

@@ -10,16 +10,18 @@ use hephaestus::model::protocol::{Answer, Backend, BackendError, Request, Role};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// One scripted reply: status, extra headers, body.
-type Reply = (u16, Vec<(&'static str, String)>, String);
+pub type Reply = (u16, Vec<(&'static str, String)>, String);
 
 #[derive(Clone, Default)]
-struct Server {
+pub struct Server {
     replies: Arc<Mutex<Vec<Reply>>>,
+    /// Replies by role (the system prompt's `Role: …` line), before the script.
+    by_role: Arc<Vec<(&'static str, Reply)>>,
     /// Request bodies, in arrival order.
     seen: Arc<Mutex<Vec<serde_json::Value>>>,
 }
 
-fn completion(content: &str, prompt: u64, completion: u64) -> Reply {
+pub fn completion(content: &str, prompt: u64, completion: u64) -> Reply {
     let body = serde_json::json!({
         "id": "c1", "object": "chat.completion", "model": "m",
         "choices": [{"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": "stop"}],
@@ -33,10 +35,28 @@ const FIX: &str = r#"{"edits": [{"path": "calc.py", "search": "return sum(values
 impl Server {
     /// Serves on a loopback port; the last reply repeats once the script runs out.
     async fn start(replies: Vec<Reply>) -> (Server, String) {
-        let server = Server {
+        Server::serve(Server {
             replies: Arc::new(Mutex::new(replies)),
             ..Server::default()
-        };
+        })
+        .await
+    }
+
+    /// Answers each role (`"logic analyzer"`, `"code fixer"`, …) with its reply.
+    pub async fn roles(by_role: Vec<(&'static str, Reply)>) -> (Server, String) {
+        Server::serve(Server {
+            replies: Arc::new(Mutex::new(vec![(
+                500,
+                vec![],
+                "no reply for this role".into(),
+            )])),
+            by_role: Arc::new(by_role),
+            ..Server::default()
+        })
+        .await
+    }
+
+    async fn serve(server: Server) -> (Server, String) {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");
@@ -49,11 +69,21 @@ impl Server {
                     let Some(body) = read_request(&mut conn).await else {
                         return;
                     };
-                    s.seen
-                        .lock()
-                        .expect("seen")
-                        .push(serde_json::from_slice(&body).unwrap_or_default());
-                    let (status, headers, body) = {
+                    let request: serde_json::Value =
+                        serde_json::from_slice(&body).unwrap_or_default();
+                    let system = request["messages"][0]["content"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_string();
+                    s.seen.lock().expect("seen").push(request);
+                    let scripted = s
+                        .by_role
+                        .iter()
+                        .find(|(role, _)| system.contains(&format!("Role: {role}.")))
+                        .map(|(_, reply)| reply.clone());
+                    let (status, headers, body) = if let Some(reply) = scripted {
+                        reply
+                    } else {
                         let mut r = s.replies.lock().expect("replies");
                         if r.len() > 1 {
                             r.remove(0)
@@ -79,7 +109,7 @@ impl Server {
         (server, url)
     }
 
-    fn requests(&self) -> usize {
+    pub fn requests(&self) -> usize {
         self.seen.lock().map(|s| s.len()).unwrap_or(0)
     }
 }

@@ -1,5 +1,7 @@
 //! A real Prometheus server scrapes a running job: through its HTTP API there is a records-in
-//! rate per operator and a non-empty latency histogram per operator.
+//! rate per operator and a non-empty latency histogram per operator, and once the log stops
+//! growing the counters equal what was written: lines ingested = lines in the file, error events
+//! = a replay of the same file, and each histogram counts one observation per record it timed.
 
 use std::io::{Read, Write};
 use std::process::{Command, Stdio};
@@ -54,6 +56,27 @@ fn operators(addr: &str, query: &str) -> Vec<String> {
         .collect();
     ops.sort();
     ops
+}
+
+/// A PromQL query's single value (None while the series is absent).
+fn value(addr: &str, query: &str) -> Option<f64> {
+    let body = get(addr, &format!("/api/v1/query?query={}", encode(query)))?;
+    let v: serde_json::Value = serde_json::from_str(&body).ok()?;
+    v["data"]["result"][0]["value"][1].as_str()?.parse().ok()
+}
+
+/// What a finished replay of `log` counts (same parse settings, no follow).
+fn replayed(dir: &std::path::Path, log: &std::path::Path) -> hephaestus::job::Summary {
+    let spec = dir.join("replay.toml");
+    std::fs::write(
+        &spec,
+        format!("[[sources]]\npaths = [{log:?}]\n[parse]\ndefault_year = 2024\n"),
+    )
+    .expect("spec");
+    let out = dir.join("replay");
+    std::fs::create_dir_all(&out).expect("dir");
+    let plan = crate::common::plan(&spec, &[], 1, &out);
+    hephaestus::job::run(plan, hephaestus::core::shutdown::Shutdown::default()).expect("replay")
 }
 
 #[test]
@@ -140,5 +163,52 @@ fn prometheus_scrapes_rates_and_latency_histograms_per_operator() {
             with_latency.contains(&op.to_string()),
             "no latency histogram for {op}: {with_latency:?}"
         );
+    }
+
+    // The log stops growing; the scraped counters settle on what was written.
+    drop(appender);
+    let copy = dir.path().join("written.log");
+    std::fs::copy(&log, &copy).expect("copy");
+    let text = std::fs::read_to_string(&copy).expect("log");
+    let lines = text.lines().count() as f64;
+    let expected = replayed(dir.path(), &copy);
+    assert_eq!(expected.lines as f64, lines, "the replay read every line");
+    let events = expected.error_events as f64;
+    assert!(events > 0.0);
+    let checks: Vec<(String, f64)> = vec![
+        ("sum(hephaestus_ingested_lines_total)".into(), lines),
+        ("sum(hephaestus_error_events_total)".into(), events),
+        (
+            "sum(hephaestus_operator_latency_seconds_count{operator=\"source\"})".into(),
+            lines,
+        ),
+        (
+            "sum(hephaestus_operator_latency_seconds_count{operator=\"detect\"})".into(),
+            events,
+        ),
+        (
+            "sum(hephaestus_operator_latency_seconds_count{operator=\"cluster\"})".into(),
+            events,
+        ),
+        (
+            "sum(hephaestus_event_to_incident_seconds_count)".into(),
+            events,
+        ),
+    ];
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut seen: Vec<Option<f64>> = Vec::new();
+    while Instant::now() < deadline {
+        seen = checks.iter().map(|(q, _)| value(&prom_addr, q)).collect();
+        if seen
+            .iter()
+            .zip(&checks)
+            .all(|(v, (_, want))| *v == Some(*want))
+        {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    for ((query, want), got) in checks.iter().zip(&seen) {
+        assert_eq!(*got, Some(*want), "{query}");
     }
 }

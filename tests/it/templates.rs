@@ -1,14 +1,51 @@
-//! `hephaestus templates` against the plain sequential reference: one `Miner`, every line
-//! inserted in order. The file spans several read rounds, so lines the memo knows from earlier
-//! rounds take the parallel lookup path; assignments and occurrence counts must not change.
+//! `hephaestus templates` against two expectations: the templates written here by hand for each
+//! shape the generator draws from (one cluster per shape, none shared), and the plain
+//! sequential reference: one `Miner`, every line inserted in order. The file spans several read
+//! rounds, so lines the memo knows from earlier rounds take the parallel lookup path;
+//! assignments and occurrence counts must not change.
 
 use hephaestus::cluster::ClusterConfig;
 use hephaestus::cluster::miner::Miner;
 use hephaestus::commands::templates::{Request, run};
 use hephaestus::mask::mask_into;
 
-/// About 20 MiB of seeded lines: a few dozen templates with variables, lists, glued tokens.
-fn generate(path: &std::path::Path) -> Vec<String> {
+/// The generator's shapes (`{}` is a number), each with the template a person would write for
+/// it: numbers, addresses, ids and `key=value` values are variables; a number with its unit
+/// (`12 s`) is one variable.
+const SHAPES: [(&str, &str); 8] = [
+    (
+        "Receiving block blk_{} src: /10.0.{}.{}:50010 dest: /10.0.{}.{}:50010",
+        "Receiving block <*> src: /<*>:<*> dest: /<*>:<*>",
+    ),
+    (
+        "PacketResponder {} for block blk_{} terminating",
+        "PacketResponder <*> for block <*> terminating",
+    ),
+    (
+        "user={} action=login status={} latency={}ms",
+        "user=<*> action=<*> status=<*> latency=<*>",
+    ),
+    (
+        "Failed password for invalid user u{} from 10.1.{}.{} port {} ssh2",
+        "Failed password for invalid user <*> from <*> port <*> ssh2",
+    ),
+    (
+        "job {} finished in {} s with {} tasks [a{}, b{}]",
+        "job <*> finished in <*> with <*> tasks [<*>, <*>]",
+    ),
+    ("cache miss key:{} shard:{}", "cache miss key:<*> shard:<*>"),
+    (
+        "Connection reset by peer while reading response header from upstream {}",
+        "Connection reset by peer while reading response header from upstream <*>",
+    ),
+    (
+        "instruction cache parity error corrected {}",
+        "instruction cache parity error corrected <*>",
+    ),
+];
+
+/// About 20 MiB of seeded lines drawn from `SHAPES`; each line with its shape's index.
+fn generate(path: &std::path::Path) -> Vec<(String, usize)> {
     let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
     let mut next = move || {
         seed ^= seed << 13;
@@ -16,20 +53,11 @@ fn generate(path: &std::path::Path) -> Vec<String> {
         seed ^= seed << 17;
         seed
     };
-    let shapes = [
-        "Receiving block blk_{} src: /10.0.{}.{}:50010 dest: /10.0.{}.{}:50010",
-        "PacketResponder {} for block blk_{} terminating",
-        "user={} action=login status={} latency={}ms",
-        "Failed password for invalid user u{} from 10.1.{}.{} port {} ssh2",
-        "job {} finished in {} s with {} tasks [a{}, b{}]",
-        "cache miss key:{} shard:{}",
-        "Connection reset by peer while reading response header from upstream {}",
-        "instruction cache parity error corrected {}",
-    ];
     let mut lines = Vec::new();
     let mut bytes = 0;
     while bytes < 20 << 20 {
-        let shape = shapes[(next() % shapes.len() as u64) as usize];
+        let which = (next() % SHAPES.len() as u64) as usize;
+        let shape = SHAPES[which].0;
         let mut line = String::new();
         let mut parts = shape.split("{}").peekable();
         while let Some(p) = parts.next() {
@@ -39,10 +67,32 @@ fn generate(path: &std::path::Path) -> Vec<String> {
             }
         }
         bytes += line.len() + 1;
-        lines.push(line);
+        lines.push((line, which));
     }
-    std::fs::write(path, lines.join("\n") + "\n").expect("write log");
+    let text: Vec<&str> = lines.iter().map(|(l, _)| l.as_str()).collect();
+    std::fs::write(path, text.join("\n") + "\n").expect("write log");
     lines
+}
+
+/// Every line of a shape in one cluster with the hand-written template; no cluster shared.
+fn check_by_hand(assignments: &str, lines: &[(String, usize)]) {
+    let mut cluster_of: Vec<Option<(String, String)>> = vec![None; SHAPES.len()];
+    for (row, (line, shape)) in assignments.lines().skip(1).zip(lines) {
+        let mut cols = row.splitn(3, ',');
+        let (_, id) = (cols.next(), cols.next().unwrap_or_default().to_string());
+        let template = cols.next().unwrap_or_default().to_string();
+        let want = quote(SHAPES[*shape].1);
+        assert_eq!(template, want, "line {line:?}");
+        match &cluster_of[*shape] {
+            None => cluster_of[*shape] = Some((id, template)),
+            Some((first, _)) => assert_eq!(&id, first, "line {line:?} left its shape's cluster"),
+        }
+    }
+    let mut ids: Vec<&String> = cluster_of.iter().flatten().map(|(id, _)| id).collect();
+    assert_eq!(ids.len(), SHAPES.len(), "every shape was drawn");
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), SHAPES.len(), "one cluster per shape");
 }
 
 /// RFC 4180, as the command writes it.
@@ -55,7 +105,7 @@ fn quote(s: &str) -> String {
 }
 
 #[test]
-fn templates_equal_the_sequential_miner() {
+fn templates_equal_the_hand_written_ones_and_the_sequential_miner() {
     let dir = tempfile::tempdir().expect("tempdir");
     let log = dir.path().join("gen.log");
     let lines = generate(&log);
@@ -64,7 +114,7 @@ fn templates_equal_the_sequential_miner() {
     let mut tokens = Vec::new();
     let slots: Vec<_> = lines
         .iter()
-        .map(|l| {
+        .map(|(l, _)| {
             mask_into(l, &mut tokens);
             miner.insert(&tokens).slot
         })
@@ -96,6 +146,7 @@ fn templates_equal_the_sequential_miner() {
             got == want,
             "{workers} worker(s): assignments differ from the sequential miner"
         );
+        check_by_hand(&got, &lines);
         let mut counts: Vec<(String, u64)> = std::fs::read_to_string(&tpl)
             .expect("templates csv")
             .lines()
