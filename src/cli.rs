@@ -289,7 +289,8 @@ pub struct RunArgs {
     #[arg(long)]
     pub no_metrics: bool,
     /// With live inputs (Kafka, stdin, --follow): stop once no record has arrived for this many
-    /// seconds, after flushing every output and committing offsets.
+    /// seconds (for Kafka: and every partition is read to the broker's end), after flushing
+    /// every output and committing offsets.
     #[arg(long, value_name = "SECS")]
     pub exit_when_idle: Option<f64>,
     /// Replay the inputs at this many lines per second (for the whole job; each process of a

@@ -34,6 +34,8 @@ struct Quiet {
     source: u32,
     last_data: Instant,
     unflushed: bool,
+    /// Confirmed read to the broker's end since its last record (for `--exit-when-idle`).
+    read_out: bool,
 }
 
 /// Whether this worker has read everything partition `p` holds: the broker answers (an outage
@@ -50,6 +52,48 @@ fn at_end(consumer: &BaseConsumer<Events>, topic: &str, p: i32) -> bool {
         })
     });
     position.is_none_or(|o| o >= high)
+}
+
+/// Whether partition `p` has nothing left to read, for `--exit-when-idle`: like `at_end`, but a
+/// partition this worker has not consumed from yet counts as read only when its start (the
+/// cut's offset, else the group's committed one, else `kafka.start`) is at the broker's end.
+fn caught_up(consumer: &BaseConsumer<Events>, ctx: &Ctx, topic: &str, p: i32) -> bool {
+    // Longer than `at_end`'s wait: a broker may answer this only after a pending fetch.
+    let Ok((low, high)) = consumer.fetch_watermarks(topic, p, Duration::from_secs(2)) else {
+        return false;
+    };
+    let offset_of = |tpl: &TopicPartitionList| match tpl.find_partition(topic, p)?.offset() {
+        Offset::Offset(o) => Some(o),
+        _ => None,
+    };
+    if let Some(o) = consumer.position().ok().as_ref().and_then(offset_of) {
+        return o >= high;
+    }
+    if let Some(o) = ctx.restore.offset(topic, p) {
+        return o >= high;
+    }
+    let mut tpl = TopicPartitionList::new();
+    if tpl
+        .add_partition(topic, p)
+        .set_offset(Offset::Stored)
+        .is_err()
+    {
+        return false;
+    }
+    match consumer.committed_offsets(tpl, Duration::from_millis(500)) {
+        Ok(c) => match offset_of(&c) {
+            Some(o) => o >= high,
+            None => {
+                let latest = ctx
+                    .plan
+                    .kafka
+                    .as_ref()
+                    .is_some_and(|k| k.start == crate::kafka::Start::Latest);
+                latest || high <= low
+            }
+        },
+        Err(_) => false,
+    }
 }
 
 /// Creates the consumer and assigns this worker's partitions, retrying while the broker or the
@@ -151,6 +195,7 @@ pub fn read_kafka<'s>(
                         source: source(id),
                         last_data: Instant::now(),
                         unflushed: false,
+                        read_out: false,
                     })
                     .collect();
                 let starts: Vec<Option<i64>> = owned
@@ -185,6 +230,7 @@ pub fn read_kafka<'s>(
         let cutting = ctx.restore.cut_dir.is_some();
         let mut cap = (state.is_some() && (cutting || !quiet.is_empty())).then_some(cap);
         let mut last_record = Instant::now();
+        let mut last_end_check = Instant::now();
         let mut last_error: Option<Instant> = None;
         let (mut last_logged, mut unlogged): (Option<Instant>, u32) = (None, 0);
         let tick = plan.tick_ms.max(1);
@@ -194,8 +240,22 @@ pub fn read_kafka<'s>(
             if let Some(held) = cap.as_mut() {
                 let now_tick = (crate::core::time::now_ms() / tick) as Epoch;
                 let epoch = now_tick.max(*held.time());
+                // Idle means quiet for the whole period *and* every partition read to the
+                // broker's end (asked at most every 500 ms): never a slow first fetch, an outage
+                // or back-pressure.
                 let idle_exit = plan.exit_when_idle.is_some_and(|d| {
-                    last_record.elapsed() >= d && last_error.is_none_or(|e| e.elapsed() >= d)
+                    let quiet_for = last_record.elapsed() >= d
+                        && last_error.is_none_or(|e| e.elapsed() >= d)
+                        && last_end_check.elapsed() >= d.min(Duration::from_millis(500));
+                    quiet_for && {
+                        // A partition once confirmed stays so until its next record: a broker
+                        // that answers one query of several in time still lets the job end.
+                        for q in quiet.iter_mut().filter(|q| !q.read_out) {
+                            q.read_out = caught_up(&st.consumer, &ctx, &topic_label, q.partition);
+                        }
+                        last_end_check = Instant::now();
+                        quiet.iter().all(|q| q.read_out)
+                    }
                 });
                 let stamp = held.delayed(&epoch);
                 let mut session = output.session(&stamp);
@@ -271,6 +331,7 @@ pub fn read_kafka<'s>(
                                 if let Some(q) = quiet.iter_mut().find(|q| q.source == pos.source) {
                                     q.last_data = Instant::now();
                                     q.unflushed = true;
+                                    q.read_out = false;
                                 }
                             }
                         }

@@ -21,8 +21,14 @@ fn command(out: &std::path::Path, extra: &[String]) -> Command {
     for log in logs() {
         cmd.arg("--input").arg(log);
     }
-    cmd.args(extra).stdout(Stdio::null()).stderr(Stdio::piped());
+    // stderr to a file: a pipe read only after the other process exits could fill and block.
+    let err = std::fs::File::create(out.with_extension("stderr")).expect("stderr file");
+    cmd.args(extra).stdout(Stdio::null()).stderr(err);
     cmd
+}
+
+fn said(out: &std::path::Path) -> String {
+    std::fs::read_to_string(out.with_extension("stderr")).unwrap_or_default()
 }
 
 #[test]
@@ -56,20 +62,13 @@ fn two_processes_match_one() {
     };
     let p1 = cluster(1);
     let p0 = cluster(0);
-    let (o0, o1) = (
-        p0.take().wait_with_output().expect("process 0"),
-        p1.take().wait_with_output().expect("process 1"),
+    let (s0, s1) = (
+        p0.take().wait().expect("process 0"),
+        p1.take().wait().expect("process 1"),
     );
-    assert!(
-        o0.status.success(),
-        "process 0: {}",
-        String::from_utf8_lossy(&o0.stderr)
-    );
-    assert!(
-        o1.status.success(),
-        "process 1: {}",
-        String::from_utf8_lossy(&o1.stderr)
-    );
+    let out = |i: usize| dir.path().join(format!("p{i}.jsonl"));
+    assert!(s0.success(), "process 0: {}", said(&out(0)));
+    assert!(s1.success(), "process 1: {}", said(&out(1)));
 
     let one = std::fs::read_to_string(&single).expect("single output");
     let two = std::fs::read_to_string(dir.path().join("p0.jsonl")).expect("process 0 output");
