@@ -41,9 +41,10 @@ struct Node {
     id: TemplateId,
     seq: u64,
     family: u32,
-    text: Vec<Box<str>>,
-    /// `text` joined by spaces: the template every event of the cluster shares.
+    /// The template every event of the cluster shares: its tokens joined by spaces.
     joined: Arc<str>,
+    /// Where each token of `joined` ends (one allocation, not one per token).
+    ends: Box<[u32]>,
     toks: Vec<Tok>,
     size: u64,
     last_used: u64,
@@ -51,6 +52,41 @@ struct Node {
     regs: Vec<Reg>,
     /// Nodes merged into this one (only on roots).
     merged: Vec<Slot>,
+}
+
+impl Node {
+    /// The template's tokens.
+    fn text(&self) -> impl Iterator<Item = &str> {
+        let starts = std::iter::once(0).chain(self.ends.iter().map(|&e| e as usize + 1));
+        starts
+            .zip(self.ends.iter())
+            .map(|(a, &b)| &self.joined[a..b as usize])
+    }
+
+    /// Makes the tokens at `wild(position)` the wildcard.
+    fn widen_text(&mut self, wild: impl Fn(usize) -> bool) {
+        let (joined, ends) = join(
+            self.text()
+                .enumerate()
+                .map(|(i, t)| if wild(i) { WILDCARD } else { t }),
+        );
+        self.joined = joined.into();
+        self.ends = ends;
+    }
+}
+
+/// Tokens joined by spaces, and where each ends.
+fn join<'t>(tokens: impl Iterator<Item = &'t str>) -> (String, Box<[u32]>) {
+    let mut joined = String::new();
+    let mut ends = Vec::new();
+    for (i, t) in tokens.enumerate() {
+        if i > 0 {
+            joined.push(' ');
+        }
+        joined.push_str(t);
+        ends.push(joined.len() as u32);
+    }
+    (joined, ends.into())
 }
 
 #[derive(Clone, Copy)]
@@ -62,6 +98,8 @@ enum Reg {
 
 struct Family {
     partition: u64,
+    /// Tokens per line (with `partition`, the key in `family_of`).
+    len: u32,
     patterns: Vec<Pattern>,
     members: Vec<Slot>,
 }
@@ -95,6 +133,8 @@ pub struct Miner {
     free: Vec<Slot>,
     families: Vec<Family>,
     family_of: FxHashMap<(u64, u32), u32>,
+    /// Families an eviction left empty, for reuse (a flood of one-line partitions).
+    free_families: Vec<u32>,
     index: FxHashMap<(u32, Pattern, u64), Slot>,
     buckets: FxHashMap<(u32, u32, u64), Vec<Slot>>,
     sigs: FxHashMap<(u64, u64), Slot>,
@@ -127,6 +167,7 @@ impl Miner {
             free: Vec::new(),
             families: Vec::new(),
             family_of: FxHashMap::default(),
+            free_families: Vec::new(),
             index: FxHashMap::default(),
             buckets: FxHashMap::default(),
             sigs: FxHashMap::default(),
@@ -308,15 +349,26 @@ impl Miner {
     }
 
     fn family(&mut self, partition: u64, len: u32) -> u32 {
-        let next = self.families.len() as u32;
-        let f = *self.family_of.entry((partition, len)).or_insert(next);
-        if f == next {
-            self.families.push(Family {
-                partition,
-                patterns: Vec::new(),
-                members: Vec::new(),
-            });
+        if let Some(&f) = self.family_of.get(&(partition, len)) {
+            return f;
         }
+        let family = Family {
+            partition,
+            len,
+            patterns: Vec::new(),
+            members: Vec::new(),
+        };
+        let f = match self.free_families.pop() {
+            Some(f) => {
+                self.families[f as usize] = family;
+                f
+            }
+            None => {
+                self.families.push(family);
+                self.families.len() as u32 - 1
+            }
+        };
+        self.family_of.insert((partition, len), f);
         f
     }
 

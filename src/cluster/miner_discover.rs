@@ -155,13 +155,13 @@ impl Miner {
                     self.union(nr, &roots);
                     let wild_tok = self.wild;
                     let n = self.node_mut(nr);
+                    let wild = |i: usize| i == q || (i < MAX_POS && w & (1 << i) != 0);
                     for (i, tok) in n.toks.iter_mut().enumerate() {
-                        if i == q || (i < MAX_POS && w & (1 << i) != 0) {
+                        if wild(i) {
                             *tok = wild_tok;
-                            n.text[i] = WILDCARD.into();
                         }
                     }
-                    n.joined = n.text.join(" ").into();
+                    n.widen_text(wild);
                     self.register(fam, nr);
                     return true;
                 }

@@ -223,9 +223,8 @@ impl Miner {
         let n = self.node_mut(slot);
         for &i in positions {
             n.toks[i] = wild;
-            n.text[i] = super::WILDCARD.into();
         }
-        n.joined = n.text.join(" ").into();
+        n.widen_text(|i| positions.contains(&i));
         let fam = n.family;
         self.register(fam, slot);
     }

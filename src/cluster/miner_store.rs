@@ -42,14 +42,14 @@ impl Miner {
         toks: Vec<Tok>,
         size: u64,
     ) -> Slot {
-        let text: Vec<Box<str>> = tokens.iter().map(|t| t.as_str().into()).collect();
+        let (joined, ends) = super::join(tokens.iter().map(String::as_str));
         self.seq += 1;
         let node = Node {
             id,
             seq: self.seq,
             family: fam,
-            joined: text.join(" ").into(),
-            text,
+            joined: joined.into(),
+            ends,
             toks,
             size,
             last_used: self.tick,
@@ -94,7 +94,7 @@ impl Miner {
             .map(|n| SavedTemplate {
                 id: format!("{:016x}", n.id),
                 partition: format!("{:016x}", self.families[n.family as usize].partition),
-                tokens: n.text.iter().map(|t| t.to_string()).collect(),
+                tokens: n.text().map(str::to_string).collect(),
                 size: n.size,
             })
             .collect();
@@ -147,17 +147,23 @@ impl Miner {
     }
 
     /// After an eviction: what is kept per partition (token counts, postings, settling queue,
-    /// family patterns) goes for partitions left without a template, or a flood of lines that
+    /// families) goes for partitions left without a template, or a flood of lines that
     /// each start a partition of their own (random words) would grow it without bound.
     fn forget_empty_partitions(&mut self) {
         let mut live: rustc_hash::FxHashSet<u64> = rustc_hash::FxHashSet::default();
-        for family in &mut self.families {
-            if family.members.is_empty() {
-                family.patterns = Vec::new();
-            } else {
+        for (f, family) in self.families.iter_mut().enumerate() {
+            let key = (family.partition, family.len);
+            if !family.members.is_empty() {
                 live.insert(family.partition);
+            } else if self.family_of.get(&key) == Some(&(f as u32)) {
+                // Empty and still named: forget it, and reuse its place.
+                self.family_of.remove(&key);
+                family.patterns = Vec::new();
+                family.members = Vec::new();
+                self.free_families.push(f as u32);
             }
         }
+        self.family_of.shrink_to_fit();
         self.rarity.parts.retain(|p, _| live.contains(p));
     }
 

@@ -29,7 +29,7 @@ pub struct ClusterConfig {
     /// (two alternatives are a fork: `startup`/`shutdown` stay two templates).
     pub variable_after: usize,
     /// Most templates kept per worker; beyond it the least recently used are evicted (counted in
-    /// `hephaestus_templates_evicted_total`).
+    /// `hephaestus_templates_evicted_total`). A live template costs about 3 KB.
     pub max_templates: usize,
     /// Frames per exception that go into a trace fingerprint.
     pub max_frames: usize,
@@ -46,7 +46,7 @@ impl Default for ClusterConfig {
     fn default() -> Self {
         ClusterConfig {
             variable_after: 3,
-            max_templates: 50_000,
+            max_templates: 20_000,
             max_frames: 5,
             in_app: Vec::new(),
             not_in_app: Vec::new(),

@@ -40,7 +40,8 @@ pub struct IncidentConfig {
     /// Services and hosts listed per incident.
     pub max_attrs: usize,
     /// Incidents tracked per worker; beyond it the least recently seen (resolved first) are
-    /// forgotten, counted in `hephaestus_incidents_evicted_total`.
+    /// forgotten, counted in `hephaestus_incidents_evicted_total`. An incident costs about
+    /// 2.5 KB.
     pub max_incidents: usize,
     /// New incidents per service and window; past it, new fingerprints fold into the
     /// service's overflow incident (counted, with samples), so a flood of never-seen errors
@@ -64,7 +65,7 @@ impl Default for IncidentConfig {
             escalate_min: 20,
             max_samples: 3,
             max_attrs: 10,
-            max_incidents: 100_000,
+            max_incidents: 20_000,
             new_per_window: 1024,
             release_field: "release".into(),
         }
