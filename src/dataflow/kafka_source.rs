@@ -45,13 +45,19 @@ fn at_end(consumer: &BaseConsumer<Events>, topic: &str, p: i32) -> bool {
     let Ok((_, high)) = consumer.fetch_watermarks(topic, p, Duration::from_millis(500)) else {
         return false;
     };
-    let position = consumer.position().ok().and_then(|tpl| {
-        tpl.find_partition(topic, p).and_then(|e| match e.offset() {
-            Offset::Offset(o) => Some(o),
-            _ => None,
-        })
-    });
-    position.is_none_or(|o| o >= high)
+    position(consumer, topic, p).is_none_or(|o| o >= high)
+}
+
+/// The next offset this worker reads from partition `p`, once it has consumed from it.
+fn position(consumer: &BaseConsumer<Events>, topic: &str, p: i32) -> Option<i64> {
+    offset_in(&consumer.position().ok()?, topic, p)
+}
+
+fn offset_in(tpl: &TopicPartitionList, topic: &str, p: i32) -> Option<i64> {
+    match tpl.find_partition(topic, p)?.offset() {
+        Offset::Offset(o) => Some(o),
+        _ => None,
+    }
 }
 
 /// Whether partition `p` has nothing left to read, for `--exit-when-idle`: like `at_end`, but a
@@ -62,11 +68,7 @@ fn caught_up(consumer: &BaseConsumer<Events>, ctx: &Ctx, topic: &str, p: i32) ->
     let Ok((low, high)) = consumer.fetch_watermarks(topic, p, Duration::from_secs(2)) else {
         return false;
     };
-    let offset_of = |tpl: &TopicPartitionList| match tpl.find_partition(topic, p)?.offset() {
-        Offset::Offset(o) => Some(o),
-        _ => None,
-    };
-    if let Some(o) = consumer.position().ok().as_ref().and_then(offset_of) {
+    if let Some(o) = position(consumer, topic, p) {
         return o >= high;
     }
     if let Some(o) = ctx.restore.offset(topic, p) {
@@ -81,7 +83,7 @@ fn caught_up(consumer: &BaseConsumer<Events>, ctx: &Ctx, topic: &str, p: i32) ->
         return false;
     }
     match consumer.committed_offsets(tpl, Duration::from_millis(500)) {
-        Ok(c) => match offset_of(&c) {
+        Ok(c) => match offset_in(&c, topic, p) {
             Some(o) => o >= high,
             None => {
                 let latest = ctx

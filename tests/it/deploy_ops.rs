@@ -28,6 +28,12 @@ fn text(out: &Output) -> String {
     )
 }
 
+/// The command failed, saying `why`.
+fn refused(out: &Output, why: &str) {
+    assert!(!out.status.success(), "expected a refusal: {}", text(out));
+    assert!(text(out).contains(why), "{}", text(out));
+}
+
 /// Each operator command appends one line (its name and its environment) to `ops.log`.
 fn recording(root: &Path) -> String {
     let log = root.join("ops.log").display().to_string();
@@ -87,12 +93,7 @@ fn staging_deploy_and_rollback_commands_ship_the_fix_and_take_it_back() {
     assert_eq!(reasons, ["deploy fix-1", "rollback fix-1"]);
 
     let again = fixes(&l.spec, &["rollback", "fix-1"]);
-    assert!(!again.status.success(), "rolled back once");
-    assert!(
-        text(&again).contains("only a deployed fix can be rolled back"),
-        "{}",
-        text(&again)
-    );
+    refused(&again, "only a deployed fix can be rolled back");
     assert_eq!(ops(&root).len(), 3, "the refused rollback ran no command");
 }
 
@@ -138,16 +139,9 @@ fn an_operator_rejects_a_staged_fix_and_it_never_ships() {
     );
 
     let approve = fixes(&l.spec, &["approve", "fix-1"]);
-    assert!(!approve.status.success(), "a rejected fix cannot ship");
-    assert!(
-        text(&approve).contains("only a staged fix awaiting approval"),
-        "{}",
-        text(&approve)
-    );
+    refused(&approve, "only a staged fix awaiting approval");
     assert_eq!(l.show("production"), super::model::CALC, "nothing shipped");
     assert!(l.book().releases.is_empty());
 
-    let unknown = fixes(&l.spec, &["reject", "fix-9"]);
-    assert!(!unknown.status.success());
-    assert!(text(&unknown).contains("fix-9"), "{}", text(&unknown));
+    refused(&fixes(&l.spec, &["reject", "fix-9"]), "fix-9");
 }
