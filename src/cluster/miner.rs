@@ -33,6 +33,10 @@ pub type TemplateId = u64;
 /// A cluster's slot in the miner.
 pub type Slot = u32;
 
+/// The slots kept under one key: nearly always one or two, so they are kept inline (a flood
+/// of new templates would otherwise allocate once per token).
+type Slots = smallvec::SmallVec<[Slot; 2]>;
+
 /// Wildcard positions of a template (the first 128 positions can be variables).
 type Pattern = u128;
 const MAX_POS: usize = 128;
@@ -136,7 +140,7 @@ pub struct Miner {
     /// Families an eviction left empty, for reuse (a flood of one-line partitions).
     free_families: Vec<u32>,
     index: FxHashMap<(u32, Pattern, u64), Slot>,
-    buckets: FxHashMap<(u32, u32, u64), Vec<Slot>>,
+    buckets: FxHashMap<(u32, u32, u64), Slots>,
     sigs: FxHashMap<(u64, u64), Slot>,
     memo: FxHashMap<u64, Slot>,
     pow: Powers,

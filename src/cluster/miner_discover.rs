@@ -10,9 +10,23 @@ use super::*;
 impl Miner {
     /// Indexes a node under its template's pattern and skeletons.
     pub(super) fn register(&mut self, fam: u32, slot: Slot) {
-        let toks = self.node(slot).toks.clone();
-        let w = Self::pattern_of(&toks);
-        let family = &mut self.families[fam as usize];
+        let len = self.node(slot).toks.len();
+        // Borrowed field by field: the node's tokens are read while the indexes grow, with no
+        // copy of them (this runs once per new template, so a flood pays it per line).
+        let Miner {
+            nodes,
+            families,
+            index,
+            buckets,
+            pow,
+            mark,
+            ..
+        } = self;
+        let pow = pow.get(len);
+        let node = nodes[slot as usize].as_mut().expect("slot in use");
+        let toks = &node.toks;
+        let w = Self::pattern_of(toks);
+        let family = &mut families[fam as usize];
         if !family.members.contains(&slot) {
             family.members.push(slot);
         }
@@ -22,20 +36,15 @@ impl Miner {
         {
             family.patterns.insert(at, w);
         }
-        let h = self.hash_with(&toks, 0);
-        let mut regs = Vec::with_capacity(toks.len() + 1);
-        self.index.entry((fam, w, h)).or_insert(slot);
-        regs.push(Reg::Index(fam, w, h));
-        let pow = self.pow.get(toks.len()).to_vec();
+        let h = crate::mask::tokens::seq_hash(toks.iter().map(|t| t.hash), pow);
+        index.entry((fam, w, h)).or_insert(slot);
+        node.regs.reserve(len.min(MAX_POS) + 1);
+        node.regs.push(Reg::Index(fam, w, h));
         for (q, t) in toks.iter().enumerate().take(MAX_POS) {
-            let skel = h.wrapping_add(self.mark.wrapping_sub(t.hash).wrapping_mul(pow[q]));
-            self.buckets
-                .entry((fam, q as u32, skel))
-                .or_default()
-                .push(slot);
-            regs.push(Reg::Bucket(fam, q as u32, skel));
+            let skel = h.wrapping_add(mark.wrapping_sub(t.hash).wrapping_mul(pow[q]));
+            buckets.entry((fam, q as u32, skel)).or_default().push(slot);
+            node.regs.push(Reg::Bucket(fam, q as u32, skel));
         }
-        self.node_mut(slot).regs.extend(regs);
     }
 
     /// Merges `others` into `root` (a live root).
@@ -86,27 +95,28 @@ impl Miner {
     /// One pass over the buckets of `slot`'s root under each pattern; true after a merge.
     pub(super) fn discover_pass(&mut self, fam: u32, slot: Slot) -> bool {
         let r = self.find(slot);
-        let t = self.node(r).toks.clone();
-        let patterns = self.families[fam as usize].patterns.clone();
-        let pow = self.pow.get(t.len()).to_vec();
-        for w in patterns {
-            let tw: Vec<Tok> = t
-                .iter()
-                .enumerate()
-                .map(|(i, x)| {
-                    if i < MAX_POS && w & (1 << i) != 0 {
-                        self.wild
-                    } else {
-                        *x
-                    }
-                })
-                .collect();
-            let hw = self.hash_with(&tw, 0);
-            for q in 0..t.len().min(MAX_POS) {
+        let len = self.node(r).toks.len();
+        self.pow.get(len);
+        let mut tw: Vec<Tok> = Vec::with_capacity(len);
+        for p in 0..self.families[fam as usize].patterns.len() {
+            // A merge returns at once, so the family's patterns do not change under the loop.
+            let w = self.families[fam as usize].patterns[p];
+            tw.clear();
+            tw.extend(self.node(r).toks.iter().enumerate().map(|(i, x)| {
+                if i < MAX_POS && w & (1 << i) != 0 {
+                    self.wild
+                } else {
+                    *x
+                }
+            }));
+            let pow = self.pow.get(len);
+            let hw = crate::mask::tokens::seq_hash(tw.iter().map(|t| t.hash), pow);
+            for q in 0..len.min(MAX_POS) {
                 if w & (1 << q) != 0 {
                     continue;
                 }
-                let skel = hw.wrapping_add(self.mark.wrapping_sub(tw[q].hash).wrapping_mul(pow[q]));
+                let pq = self.pow.get(len)[q];
+                let skel = hw.wrapping_add(self.mark.wrapping_sub(tw[q].hash).wrapping_mul(pq));
                 let Some(bucket) = self.buckets.get_mut(&(fam, q as u32, skel)) else {
                     continue;
                 };

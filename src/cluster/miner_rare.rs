@@ -14,7 +14,7 @@ use std::collections::VecDeque;
 
 use rustc_hash::FxHashMap;
 
-use super::{Miner, Slot};
+use super::{Miner, Slot, Slots};
 use crate::cluster::align::{Alignment, align};
 use crate::mask::tokens::Tok;
 
@@ -33,7 +33,7 @@ const MAX_SKEW: usize = 3;
 pub(super) struct Part {
     lines: u64,
     counts: FxHashMap<u64, u32>,
-    postings: FxHashMap<u64, Vec<Slot>>,
+    postings: FxHashMap<u64, Slots>,
     waiting: VecDeque<(u64, Slot, u64)>,
 }
 
@@ -69,7 +69,10 @@ impl Miner {
 
     /// Posts a cluster under its constant tokens, so that later lines find it.
     pub(super) fn post(&mut self, partition: u64, slot: Slot) {
-        let toks = self.node(slot).toks.clone();
+        let toks = &self.nodes[slot as usize]
+            .as_ref()
+            .expect("slot in use")
+            .toks;
         let part = self.rarity.parts.entry(partition).or_default();
         for t in toks.iter().filter(|t| !t.wild && !t.var_only) {
             let list = part.postings.entry(t.hash).or_default();
@@ -85,9 +88,9 @@ impl Miner {
     /// Forgets an evicted cluster's postings.
     pub(super) fn unpost(&mut self, partition: u64, slot: Slot, toks: &[Tok]) {
         if let Some(part) = self.rarity.parts.get_mut(&partition) {
-            for t in toks {
+            for t in toks.iter().filter(|t| !t.wild && !t.var_only) {
                 if let Some(list) = part.postings.get_mut(&t.hash) {
-                    list.retain(|&s| s != slot);
+                    list.retain(|s| *s != slot);
                     if list.is_empty() {
                         part.postings.remove(&t.hash);
                     }

@@ -6,6 +6,16 @@
 
 use super::*;
 
+/// A cluster's stable id: the hash of its partition and first template (as it always was:
+/// saved templates and incident fingerprints keep it).
+fn template_id(partition: u64, joined: &str) -> TemplateId {
+    let mut key = Vec::with_capacity(18 + joined.len());
+    use std::io::Write as _;
+    let _ = write!(key, "{partition:016x}\u{1}");
+    key.extend_from_slice(joined.as_bytes());
+    crate::core::hash::stable_hash(&key)
+}
+
 impl Miner {
     pub(super) fn create(
         &mut self,
@@ -14,10 +24,9 @@ impl Miner {
         tokens: &[String],
         toks: Vec<Tok>,
     ) -> Slot {
-        let id = crate::core::hash::stable_hash(
-            format!("{:016x}\u{1}{}", part, tokens.join(" ")).as_bytes(),
-        );
-        let slot = self.alloc(fam, id, tokens, toks, 0);
+        let (joined, ends) = super::join(tokens.iter().map(String::as_str));
+        let id = template_id(part, &joined);
+        let slot = self.alloc(fam, id, (joined, ends), toks, 0);
         let sig = self.signature(slot);
         match self.sigs.get(&(part, sig)).copied() {
             Some(other) => {
@@ -38,11 +47,10 @@ impl Miner {
         &mut self,
         fam: u32,
         id: TemplateId,
-        tokens: &[String],
+        (joined, ends): (String, Box<[u32]>),
         toks: Vec<Tok>,
         size: u64,
     ) -> Slot {
-        let (joined, ends) = super::join(tokens.iter().map(String::as_str));
         self.seq += 1;
         let node = Node {
             id,
@@ -117,7 +125,8 @@ impl Miner {
         let toks: Vec<Tok> = saved.tokens.iter().map(|t| Tok::of(t.as_bytes())).collect();
         let partition = if self.whole { 0 } else { partition };
         let fam = self.family(partition, toks.len() as u32);
-        let slot = self.alloc(fam, id, &saved.tokens, toks, saved.size);
+        let text = super::join(saved.tokens.iter().map(String::as_str));
+        let slot = self.alloc(fam, id, text, toks, saved.size);
         let sig = self.signature(slot);
         self.sigs.entry((partition, sig)).or_insert(slot);
         self.node_mut(slot).regs.push(Reg::Sig(partition, sig));
@@ -180,7 +189,7 @@ impl Miner {
                 }
                 Reg::Bucket(f, q, k) => {
                     if let Some(b) = self.buckets.get_mut(&(f, q, k)) {
-                        b.retain(|&m| m != s);
+                        b.retain(|m| *m != s);
                         if b.is_empty() {
                             self.buckets.remove(&(f, q, k));
                         }
