@@ -310,6 +310,30 @@ impl Miner {
         }
     }
 
+    /// `insert_keyed`, with a budget: a line that repeats no template starts one only when
+    /// `may_create` says so, and is refused (`None`, nothing kept of it) otherwise. Else its
+    /// slot, and whether that is a new template (a new id, not merged into an older one).
+    pub fn insert_within(
+        &mut self,
+        key: &LineKey,
+        tokens: &mut Vec<String>,
+        mask: impl FnOnce(&mut Vec<String>),
+        may_create: bool,
+    ) -> Option<(Slot, bool)> {
+        if let Some(slot) = self.lookup(key) {
+            return Some((slot, false));
+        }
+        mask(tokens);
+        let toks = Self::toks_of(tokens);
+        if !may_create {
+            let fam = *self
+                .family_of
+                .get(&(self.part_of(key), toks.len() as u32))?;
+            self.matching(fam, &toks)?;
+        }
+        Some(self.add(tokens, key, toks))
+    }
+
     /// The cluster `slot` (from `lookup` or `insert_new` of the line keyed `key`) stands in.
     pub fn matched(&mut self, slot: Slot, key: &LineKey) -> Match {
         let r = self.find(slot);
@@ -324,20 +348,29 @@ impl Miner {
 
     /// Adds a masked message that missed the memo; returns its slot.
     pub fn insert_new(&mut self, tokens: &[String], key: &LineKey) -> Slot {
+        let toks = Self::toks_of(tokens);
+        self.add(tokens, key, toks).0
+    }
+
+    fn toks_of(tokens: &[String]) -> Vec<Tok> {
+        tokens.iter().map(|t| Tok::of(t.as_bytes())).collect()
+    }
+
+    /// `insert_new` of the line's tokens: its slot, and whether it started a new template.
+    fn add(&mut self, tokens: &[String], key: &LineKey, toks: Vec<Tok>) -> (Slot, bool) {
         self.tick += 1;
-        let toks: Vec<Tok> = tokens.iter().map(|t| Tok::of(t.as_bytes())).collect();
         let part = self.part_of(key);
         self.count_tokens(part, &toks);
         let fam = self.family(part, toks.len() as u32);
-        let slot = match self.matching(fam, &toks) {
-            Some(slot) => slot,
+        let (slot, created) = match self.matching(fam, &toks) {
+            Some(slot) => (slot, false),
             None => {
                 let slot = self.create(fam, part, tokens, toks);
                 self.post(part, slot);
                 if self.find(slot) == slot {
                     self.wait(part, slot);
                 }
-                slot
+                (slot, true)
             }
         };
         self.memo.insert(key.memo(), slot);
@@ -346,10 +379,11 @@ impl Miner {
         let n = self.node_mut(r);
         n.size += 1;
         n.last_used = tick;
+        let new = created && r == slot;
         if self.live > self.max_templates {
             self.evict();
         }
-        slot
+        (slot, new)
     }
 
     fn family(&mut self, partition: u64, len: u32) -> u32 {
@@ -403,9 +437,9 @@ impl Miner {
 
     /// The most specific cluster whose constants the line repeats (oldest on ties).
     fn matching(&mut self, fam: u32, toks: &[Tok]) -> Option<Slot> {
-        let patterns = self.families[fam as usize].patterns.clone();
         let mut best: Option<(u32, u64, Slot)> = None;
-        for w in patterns {
+        for p in 0..self.families[fam as usize].patterns.len() {
+            let w = self.families[fam as usize].patterns[p];
             if best.is_some_and(|(n, _, _)| w.count_ones() > n) {
                 break;
             }

@@ -96,7 +96,6 @@ impl Miner {
     pub(super) fn discover_pass(&mut self, fam: u32, slot: Slot) -> bool {
         let r = self.find(slot);
         let len = self.node(r).toks.len();
-        self.pow.get(len);
         let mut tw: Vec<Tok> = Vec::with_capacity(len);
         for p in 0..self.families[fam as usize].patterns.len() {
             // A merge returns at once, so the family's patterns do not change under the loop.

@@ -9,11 +9,7 @@ use super::*;
 /// A cluster's stable id: the hash of its partition and first template (as it always was:
 /// saved templates and incident fingerprints keep it).
 fn template_id(partition: u64, joined: &str) -> TemplateId {
-    let mut key = Vec::with_capacity(18 + joined.len());
-    use std::io::Write as _;
-    let _ = write!(key, "{partition:016x}\u{1}");
-    key.extend_from_slice(joined.as_bytes());
-    crate::core::hash::stable_hash(&key)
+    crate::core::hash::stable_hash(format!("{partition:016x}\u{1}{joined}").as_bytes())
 }
 
 impl Miner {

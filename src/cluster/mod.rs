@@ -9,6 +9,7 @@
 //! on one worker.
 
 pub mod align;
+pub mod budget;
 pub mod miner;
 pub mod state;
 
@@ -19,6 +20,7 @@ use crate::core::record::truncate_title as truncate;
 use crate::core::record::{Clustered, ErrorEvent, Format, Kind, LogRecord};
 use crate::mask::{self, tokens};
 use crate::trace::{self, InApp};
+use budget::NewTemplates;
 use miner::Miner;
 
 /// `[cluster]`: template mining and trace fingerprints.
@@ -91,15 +93,18 @@ pub fn key_of(message: &str) -> crate::core::hash::LineKey {
     })
 }
 
-/// Where an event must be clustered: the template partition for messages; anywhere (spread by
+/// Where an event must be clustered: the shard of its template partition for messages (a
+/// shard is mined on one worker for any worker count, as its budget needs); anywhere (spread by
 /// position) for traces, whose fingerprint needs no state.
 pub fn exchange_key(ev: &ErrorEvent) -> u64 {
     let rec = &ev.record;
     if !mined(rec) {
         crate::core::epoch::spread(&rec.pos)
     } else {
-        ev.key
-            .map_or_else(|| message_key(&rec.message), |k| k.partition)
+        crate::core::shard::owner(
+            ev.key
+                .map_or_else(|| message_key(&rec.message), |k| k.partition),
+        )
     }
 }
 
@@ -114,6 +119,10 @@ pub struct Clusterer {
     in_app: InApp,
     max_frames: usize,
     tokens: Vec<String>,
+    /// New templates per service, shard and window (`with_budget`); none: unbounded.
+    budget: Option<NewTemplates>,
+    /// Events refused a new template by the budget, folded into overflow (since the last take).
+    folded: u64,
 }
 
 impl Clusterer {
@@ -126,7 +135,22 @@ impl Clusterer {
             },
             max_frames: cfg.max_frames,
             tokens: Vec::new(),
+            budget: None,
+            folded: 0,
         }
+    }
+
+    /// Starts at most `per_window` new templates per service and window (kept per shard): a
+    /// message that matches no template past it folds into its service's overflow incident,
+    /// where the incident stage's budget of as many new incidents would fold it anyway.
+    pub fn with_budget(mut self, per_window: u64, window: crate::core::time::Millis) -> Self {
+        self.budget = Some(NewTemplates::new(per_window, window));
+        self
+    }
+
+    /// Events folded by the budget since the last call.
+    pub fn take_folded(&mut self) -> u64 {
+        std::mem::take(&mut self.folded)
     }
 
     pub fn miner(&self) -> &Miner {
@@ -172,9 +196,34 @@ impl Clusterer {
             );
         }
         let key = key.unwrap_or_else(|| key_of(&rec.message));
-        let slot = self.miner.insert_keyed(&key, &mut self.tokens, |tokens| {
-            mask::mask_into(&rec.message, tokens)
-        });
+        let mask = |tokens: &mut Vec<String>| mask::mask_into(&rec.message, tokens);
+        let slot = match &mut self.budget {
+            None => self.miner.insert_keyed(&key, &mut self.tokens, mask),
+            Some(budget) => {
+                let service = rec.service.as_deref().unwrap_or("");
+                let at = budget.key(service, key.partition, rec.time());
+                let may_create = budget.allows(at);
+                match self
+                    .miner
+                    .insert_within(&key, &mut self.tokens, mask, may_create)
+                {
+                    Some((slot, new)) => {
+                        if new {
+                            budget.spend(at);
+                        }
+                        slot
+                    }
+                    None => {
+                        self.folded += 1;
+                        let (service, per_window) = (service.to_owned(), budget.budget);
+                        let mut c =
+                            stateless(event, 0, Kind::Message, String::new(), String::new());
+                        crate::core::shard::fold(&mut c, &service, per_window);
+                        return c;
+                    }
+                }
+            }
+        };
         let m = self.miner.matched(slot, &key);
         Clustered {
             event,
@@ -293,6 +342,67 @@ mod tests {
         assert_eq!(ev.record.fields.len(), 1);
         slim(&mut ev, "");
         assert_eq!(ev.record.fields.capacity(), 0);
+    }
+
+    fn message(text: &str, service: &str, ts: i64) -> ErrorEvent {
+        let record = LogRecord {
+            message: text.into(),
+            service: Some(service.into()),
+            ts: Some(ts),
+            ..LogRecord::default()
+        };
+        ErrorEvent {
+            record,
+            severity: Level::Error,
+            reasons: vec!["level".into()],
+            key: None,
+        }
+    }
+
+    #[test]
+    fn past_the_template_budget_only_lines_that_match_no_template_fold() {
+        use crate::core::shard::{SHARDS, overflow_fingerprint};
+        // Three new templates per service, shard and window.
+        let mut c = Clusterer::new(&ClusterConfig::default()).with_budget(3 * SHARDS, 60_000);
+        let mut fp = |c: &mut Clusterer, text: &str, service: &str, ts: i64| {
+            c.cluster(message(text, service, ts)).fingerprint
+        };
+        let alpha = fp(&mut c, "session alpha opened", "api", 1_000);
+        fp(&mut c, "session beta opened", "api", 1_100);
+        // The third value makes the slot a variable: merged, so no new template is spent.
+        assert_eq!(fp(&mut c, "session gamma opened", "api", 1_200), alpha);
+        fp(&mut c, "session closed by peer", "api", 1_300);
+        let overflow = overflow_fingerprint("api");
+        assert_eq!(
+            fp(&mut c, "session ended abruptly today", "api", 2_000),
+            overflow
+        );
+        assert_eq!(
+            fp(&mut c, "session delta opened", "api", 2_100),
+            alpha,
+            "a line that matches a template is mined past the budget"
+        );
+        assert_eq!(fp(&mut c, "session closed by peer", "api", 2_200), {
+            let mut fresh = Clusterer::new(&ClusterConfig::default());
+            fp(&mut fresh, "session closed by peer", "api", 0)
+        });
+        assert_ne!(
+            fp(&mut c, "session ended abruptly today", "db", 2_300),
+            overflow_fingerprint("db"),
+            "each service has its own budget"
+        );
+        assert_ne!(
+            fp(&mut c, "session reset by admin", "api", 61_000),
+            overflow,
+            "a new window, a new budget"
+        );
+        let folded = c.cluster(message("session dropped by server today", "api", 3_000));
+        assert_eq!(
+            folded.fingerprint, folded.route,
+            "the overflow incident has one owner"
+        );
+        assert_eq!(&*folded.template, "<new errors past the budget>");
+        assert_eq!(c.take_folded(), 2);
     }
 
     #[test]

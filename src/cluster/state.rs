@@ -16,8 +16,9 @@ use crate::core::checkpoint::{self, Gen, Pick};
 
 pub const PREFIX: &str = "templates-";
 
-/// Loads the saved templates whose partition this worker owns (`partition % peers == worker`,
-/// the exchange's routing); a newer file wins over an older one. Returns how many were loaded.
+/// Loads the saved templates whose partition this worker owns (`owner(partition) % peers ==
+/// worker`, the exchange's routing); a newer file wins over an older one. Returns how many were
+/// loaded.
 pub fn load(
     miner: &mut Miner,
     dir: &Path,
@@ -37,7 +38,7 @@ pub fn load(
                 )));
             };
             if u64::from_str_radix(&t.partition, 16)
-                .is_ok_and(|p| p % peers as u64 == worker as u64)
+                .is_ok_and(|p| crate::core::shard::owner(p) % peers as u64 == worker as u64)
             {
                 owned.insert(t.id.clone(), t);
             }

@@ -8,6 +8,7 @@ pub mod cut;
 pub mod epoch;
 pub mod hash;
 pub mod record;
+pub mod shard;
 pub mod shutdown;
 pub mod time;
 pub mod timestamp;

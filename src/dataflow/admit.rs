@@ -52,7 +52,7 @@ impl<'s> AdmitIncidents<'s> for StreamVec<'s, Epoch, Clustered> {
                         }
                     }
                     if folded > 0 {
-                        metrics::events_folded(worker, folded);
+                        metrics::events_folded(worker, "incident", folded);
                     }
                     output.session(&cap).give_container(&mut events);
                 }

@@ -34,6 +34,8 @@ impl<'s> ClusterEvents<'s> for StreamVec<'s, Epoch, ErrorEvent> {
         let cfg = ctx.plan.cluster_cfg.clone();
         let (worker, peers) = (self.scope().index(), self.scope().peers());
         let release = ctx.plan.incident.release_field.clone();
+        let (new_per_window, window) =
+            (ctx.plan.incident.new_per_window, ctx.plan.incident.window.0);
         let ctx = ctx.clone();
         // Slimmed on this worker, before the exchange.
         let events = self.map_in_place(move |e| crate::cluster::slim(e, &release));
@@ -41,7 +43,7 @@ impl<'s> ClusterEvents<'s> for StreamVec<'s, Epoch, ErrorEvent> {
             Exchange::new(exchange_key),
             "Cluster",
             move |_cap, _info| {
-                let mut clusterer = Clusterer::new(&cfg);
+                let mut clusterer = Clusterer::new(&cfg).with_budget(new_per_window, window);
                 if let Some(dir) = &cfg.state_dir
                     && let Err(e) =
                         state::load(clusterer.miner_mut(), dir, worker, peers, ctx.restore.pick)
@@ -104,6 +106,10 @@ impl<'s> ClusterEvents<'s> for StreamVec<'s, Epoch, ErrorEvent> {
                         output
                             .session(&cap)
                             .give_iterator(events.into_iter().map(|e| clusterer.cluster(e)));
+                        let folded = clusterer.take_folded();
+                        if folded > 0 {
+                            metrics::events_folded(worker, "cluster", folded);
+                        }
                         op_metrics.batch(n, &[n]);
                         op_metrics.latency(&mut latency);
                         done += 1;

@@ -16,22 +16,9 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use super::IncidentConfig;
-use crate::core::hash::stable_hash;
-use crate::core::record::{Clustered, Kind};
+use crate::core::record::Clustered;
 
-/// Slices of the route space the incident stage is spread over (at most this many workers
-/// share it).
-pub const SHARDS: u64 = 64;
-
-/// The exchange key of an incident's events, counts and state: its shard.
-pub fn owner(route: u64) -> u64 {
-    route % SHARDS
-}
-
-/// The fingerprint of `service`'s overflow incident.
-pub fn overflow_fingerprint(service: &str) -> u64 {
-    stable_hash(&[b"hephaestus-overflow\0".as_slice(), service.as_bytes()].concat())
-}
+pub use crate::core::shard::{SHARDS, overflow_fingerprint, owner};
 
 /// What `Admission::admit` did with an event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -61,7 +48,7 @@ impl Admission {
     pub fn new(cfg: &IncidentConfig) -> Admission {
         Admission {
             cfg: cfg.clone(),
-            per_shard: cfg.new_per_window.div_ceil(SHARDS).max(1),
+            per_shard: crate::core::shard::per_shard(cfg.new_per_window),
             used: HashMap::new(),
             known: HashMap::new(),
             newest: i64::MIN,
@@ -100,17 +87,7 @@ impl Admission {
             self.known.insert(c.fingerprint, window);
             return Admitted::New;
         }
-        let fp = overflow_fingerprint(&service);
-        c.fingerprint = fp;
-        c.route = fp;
-        c.kind = Kind::Message;
-        c.title = format!(
-            "overflow: new errors of service `{service}` past {} new incidents per window",
-            self.cfg.new_per_window
-        )
-        .into();
-        c.template = "<new errors past the budget>".into();
-        c.merges.clear();
+        crate::core::shard::fold(c, &service, self.cfg.new_per_window);
         Admitted::Folded
     }
 
@@ -135,7 +112,7 @@ impl Admission {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::core::record::{ErrorEvent, Level, LogRecord};
+    use crate::core::record::{ErrorEvent, Kind, Level, LogRecord};
 
     fn event(fp: u64, service: &str, ts: i64) -> Clustered {
         Clustered {

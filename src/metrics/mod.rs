@@ -117,9 +117,10 @@ pub fn templates(worker: usize, alive: usize, evicted_total: u64) {
     counter!(names::TEMPLATES_EVICTED, "worker" => w).absolute(evicted_total);
 }
 
-/// Error events a worker folded into overflow incidents, in one batch.
-pub fn events_folded(worker: usize, n: u64) {
-    counter!(names::EVENTS_FOLDED, "worker" => worker.to_string()).increment(n);
+/// Error events a worker folded into overflow incidents, in one batch: by the miner (`cluster`:
+/// no new template past the budget) or by admission (`incident`: no new incident past it).
+pub fn events_folded(worker: usize, stage: &'static str, n: u64) {
+    counter!(names::EVENTS_FOLDED, "worker" => worker.to_string(), "stage" => stage).increment(n);
 }
 
 pub fn incidents(

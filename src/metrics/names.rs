@@ -34,7 +34,8 @@ pub const TEMPLATES_EVICTED: &str = "hephaestus_templates_evicted_total";
 pub const INCIDENTS: &str = "hephaestus_incidents";
 pub const INCIDENT_UPDATES: &str = "hephaestus_incident_updates_total";
 pub const INCIDENTS_EVICTED: &str = "hephaestus_incidents_evicted_total";
-/// Error events folded into their service's overflow incident (past `new_per_window`).
+/// Error events folded into their service's overflow incident (past `new_per_window`), by
+/// `stage`: `cluster` (no new template) or `incident` (no new incident).
 pub const EVENTS_FOLDED: &str = "hephaestus_events_folded_total";
 
 // Model stage (and deployment, reserved for its issue).
