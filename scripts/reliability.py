@@ -91,7 +91,8 @@ def write(rows, soak, adversarial):
                        f"{r['overflow']:,} | {r['incidents']:,} | {r['peak_rss_bytes'] / 2**20:.0f} |")
         out += ["", f"Random words run at {a['lines_per_second'] / m['lines_per_second']:.2f}x the mixed rate; past "
                 "`incident.new_per_window` new fingerprints per service and window, new ones fold into the service's "
-                "overflow incident. The sum of counts falls short of the error events only by events of incidents "
+                "overflow incident, and a line that matches no template starts none past the same budget (it is "
+                "folded in the miner, not mined). The sum of counts falls short of the error events only by events of incidents "
                 "evicted at `max_incidents` and seen again. Peak RSS with random words: "
                 f"{a['peak_rss_bytes'] / 2**20:.0f} MiB, "
                 + ("within" if a['peak_rss_bytes'] <= 256 * 2**20 else "above")
