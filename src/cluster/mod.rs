@@ -364,7 +364,7 @@ mod tests {
         use crate::core::shard::{SHARDS, overflow_fingerprint};
         // Three new templates per service, shard and window.
         let mut c = Clusterer::new(&ClusterConfig::default()).with_budget(3 * SHARDS, 60_000);
-        let mut fp = |c: &mut Clusterer, text: &str, service: &str, ts: i64| {
+        let fp = |c: &mut Clusterer, text: &str, service: &str, ts: i64| {
             c.cluster(message(text, service, ts)).fingerprint
         };
         let alpha = fp(&mut c, "session alpha opened", "api", 1_000);
