@@ -46,6 +46,10 @@ pub enum Command {
     /// The deployment loop's fixes: list them, show one, approve a staged fix for production
     /// (`[deploy] approval = "manual"`), reject it, or roll a deployed fix back.
     Fixes(FixesArgs),
+    /// Serve the job's incidents and fixes to agents over the Model Context Protocol: stdio by
+    /// default (what an agent launches), streamable HTTP at `http://ADDR/mcp` with `--http`.
+    /// Read-only unless `--allow-writes`.
+    Mcp(McpArgs),
     /// Write realistic mixed logs for load tests (JSON, logfmt, syslog, access logs, plain lines,
     /// stack traces in five languages), the same for the same seed.
     Generate(GenerateArgs),
@@ -93,6 +97,41 @@ impl GenerateArgs {
             step_ms: 1,
             unique: self.unique,
         })
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct McpArgs {
+    /// The job spec: where it writes incidents, and (`[model.repository]`, `[deploy]`) where
+    /// the fixes are.
+    pub spec: PathBuf,
+    /// Read incidents from this JSON-lines file (written by `hephaestus run --output FILE`)
+    /// instead of the spec's incidents output.
+    #[arg(long, value_name = "FILE")]
+    pub incidents: Option<PathBuf>,
+    /// Serve streamable HTTP at `http://ADDR/mcp` (e.g. 127.0.0.1:8765) instead of stdio.
+    /// Only loopback `Host` headers are accepted.
+    #[arg(long, value_name = "ADDR")]
+    pub http: Option<std::net::SocketAddr>,
+    /// Offer the tools that change fixes (approve_fix, reject_fix, rollback_fix); without it
+    /// they are not listed.
+    #[arg(long)]
+    pub allow_writes: bool,
+    /// Serve Prometheus metrics (requests by tool and outcome, their latency) at
+    /// `http://ADDR/metrics`.
+    #[arg(long, value_name = "ADDR")]
+    pub metrics: Option<std::net::SocketAddr>,
+}
+
+impl McpArgs {
+    pub fn args(&self) -> crate::commands::mcp::McpArgs {
+        crate::commands::mcp::McpArgs {
+            spec: self.spec.clone(),
+            incidents: self.incidents.clone(),
+            http: self.http,
+            allow_writes: self.allow_writes,
+            metrics: self.metrics,
+        }
     }
 }
 

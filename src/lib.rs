@@ -21,7 +21,7 @@
 //! | plan | `spec` | a spec (TOML) turned into a validated `Plan` |
 //! | dataflow | `dataflow` | one timely operator per stage and the graph that wires them |
 //! | job | `job` | running a plan: workers, metrics server, model stage, summary |
-//! | commands | `commands` | `templates`, `generate`, `replay`, `worker`, `fuzz`, the deploy commands |
+//! | commands | `commands` | `templates`, `generate`, `replay`, `worker`, `fuzz`, the deploy commands, the MCP server (`mcp`) |
 //! | face | `cli` | the command line (the binary, `main.rs`, sits above it) |
 
 pub mod cli;

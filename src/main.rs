@@ -127,6 +127,16 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             print!("{out}");
             Ok(ExitCode::SUCCESS)
         }
+        Command::Mcp(args) => {
+            let shutdown = Shutdown::default();
+            on_interrupt(shutdown.clone());
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()?;
+            rt.block_on(hephaestus::commands::mcp::serve(&args.args(), shutdown))?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Worker(args) => {
             let options = args.options().map_err(anyhow::Error::msg)?;
             let shutdown = Shutdown::default();

@@ -9,6 +9,7 @@ use std::path::Path;
 use crate::model::deploy::manager::Manager;
 use crate::model::deploy::notify::Notifier;
 use crate::model::deploy::store::Store;
+use crate::model::validator::Project;
 use crate::spec::Spec;
 
 /// What to do.
@@ -29,7 +30,8 @@ pub enum FixesError {
     Deploy(#[from] crate::model::deploy::DeployError),
 }
 
-fn manager(spec_path: &Path) -> Result<(Manager, Notifier), FixesError> {
+/// The deployment loop of a spec, its notifier, and the repository it deploys.
+pub fn manager(spec_path: &Path) -> Result<(Manager, Notifier, Project), FixesError> {
     let spec = Spec::load(spec_path).map_err(|e| FixesError::Spec(e.to_string()))?;
     let dir = spec_path
         .parent()
@@ -43,12 +45,13 @@ fn manager(spec_path: &Path) -> Result<(Manager, Notifier), FixesError> {
     Ok((
         Manager::new(&deploy, &model.repository, &model.sandbox)?,
         notifier,
+        model.repository,
     ))
 }
 
 /// Runs one action; what to print.
 pub fn run(spec_path: &Path, action: &Action) -> Result<String, FixesError> {
-    let (m, notifier) = manager(spec_path)?;
+    let (m, notifier, _) = manager(spec_path)?;
     let store: &Store = &m.store;
     let moved = match action {
         Action::List => {

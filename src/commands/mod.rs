@@ -6,6 +6,7 @@
 pub mod deploy;
 pub mod fuzz;
 pub mod generate;
+pub mod mcp;
 pub mod replay;
 pub mod templates;
 pub mod worker;

@@ -159,6 +159,19 @@ pub fn model_call(
     ));
 }
 
+/// One MCP tool call, by tool and outcome (`ok`, `bad_request`, `not_found`, `unknown_tool`,
+/// `error`), and how long it took.
+pub fn mcp_request(tool: &str, outcome: &'static str, seconds: f64) {
+    let tool = tool.to_string();
+    counter!(names::MCP_REQUESTS, "tool" => tool.clone(), "outcome" => outcome).increment(1);
+    let mut b = Batch::default();
+    b.observe(seconds);
+    b.flush(&Histogram::new(
+        names::MCP_REQUEST_SECONDS,
+        &[("tool", &tool)],
+    ));
+}
+
 /// A finished fix attempt, by outcome; and the share of worked incidents that got a validated fix.
 pub fn fix_attempt(outcome: &'static str) {
     counter!(names::FIX_ATTEMPTS, "outcome" => outcome).increment(1);

@@ -55,6 +55,10 @@ pub const ROLLBACKS: &str = "hephaestus_rollbacks_total";
 pub const TIME_TO_PRODUCTION: &str = "hephaestus_fix_time_to_production_seconds";
 pub const FIX_ACCURACY: &str = "hephaestus_fix_accuracy";
 
+// The MCP server (`hephaestus mcp --metrics ADDR`).
+pub const MCP_REQUESTS: &str = "hephaestus_mcp_requests_total";
+pub const MCP_REQUEST_SECONDS: &str = "hephaestus_mcp_request_seconds";
+
 // Process.
 pub const BUILD_INFO: &str = "hephaestus_build_info";
 pub const START_TIME: &str = "hephaestus_start_time_seconds";
@@ -98,6 +102,8 @@ pub const ALL: &[&str] = &[
     ROLLBACKS,
     TIME_TO_PRODUCTION,
     FIX_ACCURACY,
+    MCP_REQUESTS,
+    MCP_REQUEST_SECONDS,
     BUILD_INFO,
     START_TIME,
     RESIDENT_MEMORY,
@@ -111,4 +117,5 @@ pub const HISTOGRAMS: &[&str] = &[
     EVENT_TO_INCIDENT,
     MODEL_GENERATION,
     TIME_TO_PRODUCTION,
+    MCP_REQUEST_SECONDS,
 ];

@@ -21,6 +21,7 @@ mod kafka_processes;
 mod layers;
 mod live;
 mod loghub;
+mod mcp;
 mod model;
 mod model_kafka;
 mod model_loop;
