@@ -113,8 +113,8 @@ pub struct McpArgs {
     /// Only loopback `Host` headers are accepted.
     #[arg(long, value_name = "ADDR")]
     pub http: Option<std::net::SocketAddr>,
-    /// Offer the tools that change fixes (approve_fix, reject_fix, rollback_fix); without it
-    /// they are not listed.
+    /// Offer the tools that change fixes (propose_fix, approve_fix, reject_fix, rollback_fix);
+    /// without it they are not listed.
     #[arg(long)]
     pub allow_writes: bool,
     /// Serve Prometheus metrics (requests by tool and outcome, their latency) at

@@ -6,10 +6,10 @@
 
 use std::path::Path;
 
+use crate::model::ModelConfig;
 use crate::model::deploy::manager::Manager;
 use crate::model::deploy::notify::Notifier;
 use crate::model::deploy::store::Store;
-use crate::model::validator::Project;
 use crate::spec::Spec;
 
 /// What to do.
@@ -30,8 +30,8 @@ pub enum FixesError {
     Deploy(#[from] crate::model::deploy::DeployError),
 }
 
-/// The deployment loop of a spec, its notifier, and the repository it deploys.
-pub fn manager(spec_path: &Path) -> Result<(Manager, Notifier, Project), FixesError> {
+/// The deployment loop of a spec, its notifier, and its model stage (paths resolved).
+pub fn manager(spec_path: &Path) -> Result<(Manager, Notifier, ModelConfig), FixesError> {
     let spec = Spec::load(spec_path).map_err(|e| FixesError::Spec(e.to_string()))?;
     let dir = spec_path
         .parent()
@@ -45,7 +45,7 @@ pub fn manager(spec_path: &Path) -> Result<(Manager, Notifier, Project), FixesEr
     Ok((
         Manager::new(&deploy, &model.repository, &model.sandbox)?,
         notifier,
-        model.repository,
+        model,
     ))
 }
 

@@ -58,11 +58,13 @@ pub enum EditError {
     NoChange,
     #[error("git apply --check: {0}")]
     Check(String),
+    #[error("malformed diff: {0}")]
+    Diff(String),
 }
 
 /// A path an edit may touch: relative, no `..`, not in `.git`, and no symbolic link on the
 /// way from `repo` to it (a link could lead out of the repository).
-fn safe(repo: &Path, path: &str) -> bool {
+pub(crate) fn safe(repo: &Path, path: &str) -> bool {
     let p = Path::new(path);
     let plain = !path.is_empty()
         && p.components()
@@ -157,7 +159,7 @@ pub fn apply(repo: &Path, edits: &[Edit]) -> Result<Patch, EditError> {
 }
 
 /// Runs `git apply` with `args` in `worktree`, the diff on stdin.
-fn git_apply(worktree: &Path, diff: &str, args: &[&str]) -> Result<(), EditError> {
+pub(crate) fn git_apply(worktree: &Path, diff: &str, args: &[&str]) -> Result<(), EditError> {
     let mut child = Command::new("git")
         .arg("apply")
         .args(args)

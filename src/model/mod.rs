@@ -14,6 +14,7 @@ pub mod builtin;
 pub mod command;
 pub mod composer;
 pub mod deploy;
+pub mod diff;
 pub mod edits;
 pub mod fixes;
 pub mod openai;

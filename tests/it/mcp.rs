@@ -1,7 +1,8 @@
 //! `hephaestus mcp` driven by the official MCP Python SDK client (`mcp_client.py`, in the venv
 //! `scripts/mcp-python` makes; `scripts/test` passes it as `HEPHAESTUS_MCP_PYTHON`): over
 //! streamable HTTP on a replay of the fixtures, read-only, checked against the incidents file;
-//! over stdio with `--allow-writes` on the deployment loop's staged fix. Bad requests get an
+//! over stdio with `--allow-writes` on the deployment loop: fixes proposed (one validated into the
+//! loop, one that fixes nothing turned down), approved and rolled back. Bad requests get an
 //! error result with the reason, and the server keeps serving.
 
 use std::io::Write;
@@ -297,7 +298,7 @@ fn an_agent_reads_the_fixture_incidents_over_http() {
 }
 
 #[test]
-fn an_agent_approves_and_rolls_back_a_staged_fix_over_stdio() {
+fn an_agent_proposes_approves_and_rolls_back_fixes_over_stdio() {
     let Some(py) = python() else { return };
     let root = super::model::scratch("mcp-stdio");
     let l = Loop::with_root(root.clone(), "manual", "");
@@ -306,11 +307,35 @@ fn an_agent_approves_and_rolls_back_a_staged_fix_over_stdio() {
     assert_eq!(fix.status, Status::AwaitingApproval);
     let bin = env!("CARGO_BIN_EXE_hephaestus");
     let spec = l.spec.to_str().expect("spec");
+    let test = json!({
+        "diff": "--- /dev/null\n+++ b/test_agent.py\n@@ -0,0 +1,8 @@\n+import unittest\n+\n+from calc import average\n+\n+\n+class EmptyBatch(unittest.TestCase):\n+    def test_empty(self):\n+        self.assertEqual(average([]), 0)\n",
+        "command": "python3 -m unittest -q test_agent",
+    });
+    let no_op = "--- a/calc.py\n+++ b/calc.py\n@@ -1,2 +1,3 @@\n def average(values):\n+    # values may be empty\n     return sum(values) / len(values)\n";
+    let outside = fix
+        .diff
+        .replace("a/calc.py", "a/../calc.py")
+        .replace("b/calc.py", "b/../calc.py");
+    let fp = fix.fingerprint.as_str();
     let steps = [
         json!({"op": "list_tools"}),
-        call("get_incident", json!({"fingerprint": fix.fingerprint})),
+        call("get_incident", json!({"fingerprint": fp})),
         call("list_fixes", json!({"status": "awaiting_approval"})),
         call("get_fix", json!({"id": "fix-1"})),
+        call(
+            "propose_fix",
+            json!({"fingerprint": fp, "diff": fix.diff, "test": test, "explanation": "guard the empty batch"}),
+        ),
+        call("propose_fix", json!({"fingerprint": fp, "diff": no_op})),
+        call(
+            "propose_fix",
+            json!({"fingerprint": fp, "diff": "make it not divide by zero"}),
+        ),
+        call("propose_fix", json!({"fingerprint": fp, "diff": outside})),
+        call(
+            "propose_fix",
+            json!({"fingerprint": "0000000000000000", "diff": fix.diff}),
+        ),
         call("reject_fix", json!({"id": "fix-1"})),
         call("approve_fix", json!({"id": "fix-9"})),
         call("approve_fix", json!({"id": "fix-1"})),
@@ -319,10 +344,10 @@ fn an_agent_approves_and_rolls_back_a_staged_fix_over_stdio() {
             "rollback_fix",
             json!({"id": "fix-1", "why": "agent saw latency double"}),
         ),
-        json!({"op": "get_prompt", "name": "fix_incident", "args": {"fingerprint": fix.fingerprint}}),
+        json!({"op": "get_prompt", "name": "fix_incident", "args": {"fingerprint": fp}}),
     ];
     let a = client(&py, &["stdio", bin, "mcp", spec, "--allow-writes"], &steps);
-    assert_eq!(tool_names(&a[0]).len(), 7, "{}", a[0]);
+    assert_eq!(tool_names(&a[0]).len(), 8, "{}", a[0]);
     let history = &a[1]["structured"]["fixes"];
     assert_eq!(
         history[0]["id"], "fix-1",
@@ -331,18 +356,42 @@ fn an_agent_approves_and_rolls_back_a_staged_fix_over_stdio() {
     );
     assert_eq!(a[2]["structured"]["fixes"][0]["id"], "fix-1", "{}", a[2]);
     assert_eq!(a[3]["structured"]["diff"], fix.diff.as_str());
-    refused(&a[4], "`why` is required");
-    refused(&a[5], "no fix `fix-9`");
-    assert_eq!(a[6]["structured"]["status"], "production", "{}", a[6]);
-    refused(&a[7], "only a staged fix awaiting approval");
-    assert_eq!(a[8]["structured"]["status"], "rolled_back", "{}", a[8]);
-    let prompt = a[9]["messages"][0].as_str().expect("prompt");
+    // A good fix with the agent's own test: validated, and into the loop as fix-2.
+    let good = &a[4]["structured"];
+    assert_eq!(good["validated"], true, "{}", a[4]);
+    assert_eq!(good["fix"]["id"], "fix-2", "{}", a[4]);
+    assert_eq!(good["fix"]["status"], "awaiting_approval", "{}", a[4]);
+    assert!(
+        good["steps"]
+            .as_str()
+            .is_some_and(|s| s.contains("passed test fails before the fix")),
+        "{}",
+        a[4]
+    );
+    // A change that fixes nothing: the generated reproducing test still fails after it.
+    refused(&a[5], "the fix did not validate");
+    refused(&a[5], "FAILED test passes after the fix");
+    refused(&a[6], "malformed diff: no file headers");
+    refused(&a[7], "must be relative and stay inside the repository");
+    refused(&a[8], "no incident with fingerprint `0000000000000000`");
+    refused(&a[9], "`why` is required");
+    refused(&a[10], "no fix `fix-9`");
+    assert_eq!(a[11]["structured"]["status"], "production", "{}", a[11]);
+    refused(&a[12], "only a staged fix awaiting approval");
+    assert_eq!(a[13]["structured"]["status"], "rolled_back", "{}", a[13]);
+    let prompt = a[14]["messages"][0].as_str().expect("prompt");
     assert!(
         prompt.contains("calc.py") && prompt.contains("def average"),
         "the prompt carries the code: {prompt}"
     );
 
     let book = l.book();
+    assert_eq!(
+        book.fixes.len(),
+        2,
+        "only the validated proposal became a fix"
+    );
+    assert_eq!(book.fixes[1].status, Status::AwaitingApproval);
     assert_eq!(book.fixes[0].status, Status::RolledBack);
     assert_eq!(
         book.fixes[0].rollback.as_deref(),

@@ -12,9 +12,11 @@ use std::sync::Mutex;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use crate::core::record::Incident;
+use crate::model::ModelConfig;
+use crate::model::composer::FixAttempt;
 use crate::model::deploy::manager::{Manager, Moved};
 use crate::model::deploy::store::FixRecord;
-use crate::model::validator::Project;
 
 /// The most incidents one `list_incidents` returns.
 pub const MAX_LIMIT: usize = 500;
@@ -39,6 +41,8 @@ pub enum ToolError {
     NoStore(String),
     #[error("{0}")]
     Deploy(String),
+    #[error("the fix did not validate: {0}")]
+    NotValidated(String),
 }
 
 /// Incidents as last read: the newest line per fingerprint.
@@ -55,8 +59,9 @@ pub struct Catalog {
     snapshot: Mutex<Snapshot>,
     /// `Err(why)` when the spec has no deployment loop to read fixes from.
     manager: Result<Manager, String>,
-    /// The repository the incidents' code lives in, for the `fix_incident` prompt.
-    project: Option<Project>,
+    /// The spec's model stage (repository, sandbox, backend), for `propose_fix` and the
+    /// `fix_incident` prompt; `None` when the spec has no deployment loop.
+    model: Option<ModelConfig>,
 }
 
 #[derive(Deserialize, Default)]
@@ -112,7 +117,7 @@ fn check_sizes(args: &Value) -> Result<(), ToolError> {
     Ok(())
 }
 
-fn parse<T: serde::de::DeserializeOwned>(tool: &str, args: Value) -> Result<T, ToolError> {
+pub fn parse<T: serde::de::DeserializeOwned>(tool: &str, args: Value) -> Result<T, ToolError> {
     check_sizes(&args)?;
     let args = if args.is_null() { json!({}) } else { args };
     serde_json::from_value(args).map_err(|e| ToolError::Arguments {
@@ -134,14 +139,27 @@ impl Catalog {
     pub fn new(
         incidents: PathBuf,
         manager: Result<Manager, String>,
-        project: Option<Project>,
+        model: Option<ModelConfig>,
     ) -> Catalog {
         Catalog {
             incidents,
             snapshot: Mutex::default(),
             manager,
-            project,
+            model,
         }
+    }
+
+    pub fn model(&self) -> Result<&ModelConfig, ToolError> {
+        self.model
+            .as_ref()
+            .ok_or_else(|| ToolError::NoStore("the spec has no [model.repository]".into()))
+    }
+
+    /// Commits a validated attempt on its branch and stages it (the deployment loop's `ship`).
+    pub fn ship(&self, attempt: &FixAttempt, incident: &Incident) -> Result<Moved, ToolError> {
+        self.manager()?
+            .ship(attempt, incident, crate::core::time::now_ms())
+            .map_err(|e| ToolError::Deploy(e.to_string()))
     }
 
     pub fn incidents_path(&self) -> &Path {
@@ -182,7 +200,7 @@ impl Catalog {
         Ok((snap.by_fp.values().cloned().collect(), snap.unreadable))
     }
 
-    fn incident(&self, fingerprint: &str) -> Result<Value, ToolError> {
+    pub fn incident(&self, fingerprint: &str) -> Result<Value, ToolError> {
         let (all, _) = self.incidents()?;
         all.into_iter()
             .find(|v| text_of(v, "fingerprint") == fingerprint)
@@ -337,7 +355,7 @@ impl Catalog {
             "Fix incident {fingerprint} of the Hephaestus job.\n\n## The incident\n\n```json\n{}\n```\n",
             serde_json::to_string_pretty(&v).unwrap_or_default()
         );
-        if let Some(project) = &self.project {
+        if let Some(project) = self.model.as_ref().map(|m| &m.repository) {
             out.push_str(&format!(
                 "\n## The repository\n\n{} (unit tests: `{}`; integration: `{}`)\n",
                 project.path.display(),

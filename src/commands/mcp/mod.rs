@@ -7,6 +7,7 @@
 //! `Catalog`; stdout carries only the protocol, messages go to stderr.
 
 pub mod catalog;
+pub mod propose;
 pub mod server;
 pub mod tools;
 

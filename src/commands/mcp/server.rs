@@ -43,6 +43,15 @@ fn tool(def: &super::tools::ToolDef) -> Tool {
 }
 
 impl Server {
+    /// Sends what a fix's move tells the operators (as `hephaestus fixes` does).
+    async fn notify(&self, moved: &crate::model::deploy::manager::Moved) {
+        for n in &moved.notices {
+            if let Err(e) = self.notifier.send(n).await {
+                eprintln!("hephaestus: notify: {e}");
+            }
+        }
+    }
+
     /// Runs tool `name`; the answer as JSON or why it failed.
     async fn run(&self, name: &str, args: Value) -> Result<Value, ToolError> {
         let def = TOOLS
@@ -55,6 +64,11 @@ impl Server {
             "get_incident" => c.get_incident(args),
             "list_fixes" => c.list_fixes(args),
             "get_fix" => c.get_fix(args),
+            "propose_fix" => {
+                let (answer, moved) = super::propose::propose(&self.catalog, args).await?;
+                self.notify(&moved).await;
+                Ok(answer)
+            }
             decide => {
                 let catalog = self.catalog.clone();
                 let tool = decide.to_string();
@@ -63,11 +77,7 @@ impl Server {
                     .map_err(|e| {
                         ToolError::Deploy(format!("the decision did not finish: {e}"))
                     })??;
-                for n in &moved.notices {
-                    if let Err(e) = self.notifier.send(n).await {
-                        eprintln!("hephaestus: notify: {e}");
-                    }
-                }
+                self.notify(&moved).await;
                 serde_json::to_value(&moved.fix).map_err(|e| ToolError::Deploy(e.to_string()))
             }
         }
@@ -113,6 +123,7 @@ impl ServerHandler for Server {
             Err(ToolError::UnknownTool(_)) => "unknown_tool",
             Err(ToolError::Arguments { .. } | ToolError::TooLarge { .. }) => "bad_request",
             Err(ToolError::NoIncident(_) | ToolError::NoFix(_)) => "not_found",
+            Err(ToolError::NotValidated(_)) => "not_validated",
             Err(_) => "error",
         };
         let name = if outcome == "unknown_tool" {

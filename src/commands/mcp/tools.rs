@@ -76,6 +76,27 @@ fn decide(why_required: bool) -> Value {
     )
 }
 
+fn propose() -> Value {
+    object(
+        json!({
+            "fingerprint": {"type": "string", "description": "the incident the fix is for"},
+            "diff": {"type": "string", "description": "the fix as a unified diff against the repository (`--- a/PATH` / `+++ b/PATH` headers, as `git diff` writes them); no test files"},
+            "explanation": {"type": "string", "description": "what the fix changes and why, for the commit message"},
+            "test": {
+                "type": "object",
+                "description": "the reproducing test (default: the spec's model backend writes one)",
+                "properties": {
+                    "diff": {"type": "string", "description": "a unified diff that adds the test"},
+                    "command": {"type": "string", "description": "runs only that test; it must fail before the fix and pass after it"},
+                },
+                "required": ["diff", "command"],
+                "additionalProperties": false,
+            },
+        }),
+        &["fingerprint", "diff"],
+    )
+}
+
 pub const TOOLS: &[ToolDef] = &[
     ToolDef {
         name: "list_incidents",
@@ -100,6 +121,12 @@ pub const TOOLS: &[ToolDef] = &[
         description: "One fix in full: its status, the diff the validator proved, its branch and commits, the release and time it reached production, why it was rolled back, and its history (validation, staging, approval, deployment, rollback).",
         writes: false,
         schema: id,
+    },
+    ToolDef {
+        name: "propose_fix",
+        description: "Hand in a fix for an incident as a unified diff. It is proven exactly like a model's fix, on a fresh git worktree in a sandbox without network: the reproducing test (yours in `test`, or one the spec's model backend writes) must fail before the fix with the incident's failure and pass after it, and the unit and integration suites must pass. A fix that passes gets an id and enters the deployment loop (staged, then approved and deployed, rolled back if the error returns); one that fails comes back with the step that failed and why.",
+        writes: true,
+        schema: propose,
     },
     ToolDef {
         name: "approve_fix",
@@ -138,6 +165,7 @@ mod tests {
             ["list_incidents", "get_incident", "list_fixes", "get_fix"]
         );
         assert_eq!(offered(true).count(), TOOLS.len());
+        assert_eq!(TOOLS.iter().filter(|t| t.writes).count(), 4);
         for t in TOOLS {
             let schema = (t.schema)();
             assert_eq!(schema["type"], "object", "{}", t.name);
