@@ -73,8 +73,11 @@ impl Drop for Scratch {
 /// The edits `diff` makes to `repo`.
 pub fn edits(repo: &Path, diff: &str) -> Result<Vec<Edit>, EditError> {
     let files = files(diff)?;
+    // Unique per call: two proposals in one process in the same millisecond get their own.
+    static CALLS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let call = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let scratch = Scratch(std::env::temp_dir().join(format!(
-        "hephaestus-diff-{}-{}",
+        "hephaestus-diff-{}-{}-{call}",
         std::process::id(),
         crate::core::time::now_ms()
     )));
